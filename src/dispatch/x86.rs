@@ -1,0 +1,256 @@
+//! x86_64 runtime dispatch: CPU detection (no `std` needed) and the AVX2 / AVX-512F lane types.
+//!
+//! The lane types wrap `__m256` / `__m512`. Their methods call intrinsics in `unsafe` blocks
+//! and are `#[inline(always)]` without `#[target_feature]`; they are only ever instantiated
+//! inside [`run_avx2`] / [`run_avx512`], which carry the target features, so after inlining
+//! every intrinsic is compiled with the features it needs. Those two entry points are only
+//! called after [`detect`] confirmed the CPU and the OS support the registers.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::kernel::{Kernel, drive};
+use crate::lane::Lane;
+
+const AVX2: u8 = 1;
+const AVX512: u8 = 2;
+const DETECTED: u8 = 0x80;
+
+static FEATURES: AtomicU8 = AtomicU8::new(0);
+
+/// Reads CPUID/XGETBV once and caches the answer (a racing first call just computes it twice).
+#[inline]
+fn features() -> u8 {
+    let cached = FEATURES.load(Ordering::Relaxed);
+    if cached & DETECTED != 0 {
+        return cached;
+    }
+    let f = detect() | DETECTED;
+    FEATURES.store(f, Ordering::Relaxed);
+    f
+}
+
+#[cold]
+fn detect() -> u8 {
+    let mut out = 0;
+    // Compile-time features need no detection (e.g. `-C target-cpu=native`).
+    if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        out |= AVX2;
+    }
+    if cfg!(target_feature = "avx512f") {
+        out |= AVX512;
+    }
+    #[allow(unused_unsafe, reason = "__cpuid is unsafe before Rust 1.94")]
+    // SAFETY: CPUID is available on every x86_64 CPU; leaf 0 is always valid.
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    if max_leaf < 7 {
+        return out;
+    }
+    #[allow(unused_unsafe, reason = "__cpuid is unsafe before Rust 1.94")]
+    // SAFETY: leaves 1 and 7 exist, checked against `max_leaf` above.
+    let (l1, l7) = unsafe { (__cpuid(1), __cpuid_count(7, 0)) };
+    let osxsave = l1.ecx & (1 << 27) != 0;
+    let avx = l1.ecx & (1 << 28) != 0;
+    if !(osxsave && avx) {
+        return out;
+    }
+    // SAFETY: OSXSAVE (CPUID.1:ECX[27]) is set, so XGETBV is enabled and XCR0 is readable.
+    let xcr0 = unsafe { _xgetbv(0) };
+    let os_ymm = xcr0 & 0b110 == 0b110; // XMM and YMM state saved by the OS
+    let os_zmm = xcr0 & 0b1110_0110 == 0b1110_0110; // plus opmask, ZMM_Hi256, Hi16_ZMM
+    if os_ymm && l7.ebx & (1 << 5) != 0 {
+        out |= AVX2;
+    }
+    if os_ymm && os_zmm && l7.ebx & (1 << 16) != 0 {
+        out |= AVX512;
+    }
+    out
+}
+
+/// Whether the CPU and OS support the AVX2 path.
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    features() & AVX2 != 0
+}
+
+/// Whether the CPU and OS support the AVX-512F path.
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    features() & AVX512 != 0
+}
+
+macro_rules! x86_lane {
+    (
+        $name:ident, $reg:ty, $mask:ty, $n:literal,
+        set1 = $set1:ident, loadu = $loadu:ident, storeu = $storeu:ident,
+        add = $add:ident, sub = $sub:ident, mul = $mul:ident, div = $div:ident,
+        sqrt = $sqrt:ident, and = $and:ident, xor = $xor:ident,
+        lt = |$la:ident, $lb:ident| $lt:expr,
+        unord = |$ua:ident| $unord:expr,
+        select = |$sm:ident, $st:ident, $sf:ident| $select:expr $(,)?
+    ) => {
+        /// One register of lanes; only constructed inside the matching `run_*` entry point.
+        #[derive(Clone, Copy)]
+        pub(crate) struct $name($reg);
+
+        impl Add for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn add(self, rhs: Self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $add(self.0, rhs.0) })
+            }
+        }
+        impl Sub for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn sub(self, rhs: Self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $sub(self.0, rhs.0) })
+            }
+        }
+        impl Mul for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn mul(self, rhs: Self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $mul(self.0, rhs.0) })
+            }
+        }
+        impl Div for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn div(self, rhs: Self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $div(self.0, rhs.0) })
+            }
+        }
+        impl Neg for $name {
+            type Output = Self;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                // Flip the sign bit, exactly like scalar negation (NaN included).
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $xor(self.0, $set1(-0.0)) })
+            }
+        }
+
+        impl Lane for $name {
+            type Mask = $mask;
+            const LANES: usize = $n;
+
+            #[inline(always)]
+            fn splat(x: f32) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            fn load(src: &[f32]) -> Self {
+                match src.first_chunk::<$n>() {
+                    // SAFETY: `a` is a reference to $n initialised f32 values, which is exactly
+                    // what the unaligned load reads; the ISA is enabled (module docs).
+                    Some(a) => Self(unsafe { $loadu(a.as_ptr()) }),
+                    None => Self::splat(0.0),
+                }
+            }
+            #[inline(always)]
+            fn store(self, dst: &mut [f32]) {
+                if let Some(a) = dst.first_chunk_mut::<$n>() {
+                    // SAFETY: `a` is a unique reference to $n f32 values, exactly what the
+                    // unaligned store writes; the ISA is enabled (module docs).
+                    unsafe { $storeu(a.as_mut_ptr(), self.0) }
+                }
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $sqrt(self.0) })
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $and(self.0, $set1(f32::from_bits(0x7fff_ffff))) })
+            }
+            #[inline(always)]
+            fn lt(self, rhs: Self) -> $mask {
+                let ($la, $lb) = (self.0, rhs.0);
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                unsafe { $lt }
+            }
+            #[inline(always)]
+            fn is_nan(self) -> $mask {
+                let $ua = self.0;
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                unsafe { $unord }
+            }
+            #[inline(always)]
+            fn select(mask: $mask, t: Self, f: Self) -> Self {
+                let ($sm, $st, $sf) = (mask, t.0, f.0);
+                // SAFETY: only reachable from the entry point that enables this ISA (module docs).
+                Self(unsafe { $select })
+            }
+        }
+    };
+}
+
+x86_lane!(
+    Avx2Lane, __m256, __m256, 8,
+    set1 = _mm256_set1_ps, loadu = _mm256_loadu_ps, storeu = _mm256_storeu_ps,
+    add = _mm256_add_ps, sub = _mm256_sub_ps, mul = _mm256_mul_ps, div = _mm256_div_ps,
+    sqrt = _mm256_sqrt_ps, and = _mm256_and_ps, xor = _mm256_xor_ps,
+    lt = |a, b| _mm256_cmp_ps::<_CMP_LT_OQ>(a, b),
+    unord = |a| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a),
+    select = |m, t, f| _mm256_blendv_ps(f, t, m),
+);
+
+x86_lane!(
+    Avx512Lane, __m512, __mmask16, 16,
+    set1 = _mm512_set1_ps, loadu = _mm512_loadu_ps, storeu = _mm512_storeu_ps,
+    add = _mm512_add_ps, sub = _mm512_sub_ps, mul = _mm512_mul_ps, div = _mm512_div_ps,
+    sqrt = _mm512_sqrt_ps, and = _mm512_and_ps_f, xor = _mm512_xor_ps_f,
+    lt = |a, b| _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b),
+    unord = |a| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a),
+    select = |m, t, f| _mm512_mask_blend_ps(m, f, t),
+);
+
+// AVX-512F has no float `and`/`xor` (those are AVX-512DQ); do them on the integer view.
+#[inline(always)]
+unsafe fn _mm512_and_ps_f(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: the caller guarantees AVX-512F; the casts are free reinterpretations.
+    unsafe { _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+}
+
+#[inline(always)]
+unsafe fn _mm512_xor_ps_f(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: the caller guarantees AVX-512F; the casts are free reinterpretations.
+    unsafe { _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+}
+
+/// Runs `k` with 256-bit AVX registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx,avx2")]
+pub(crate) unsafe fn run_avx2<K: Kernel<S>, const S: usize>(
+    k: &K,
+    p: &mut [f32],
+    g: &[f32],
+    s: [&mut [f32]; S],
+) {
+    drive::<Avx2Lane, K, S>(k, p, g, s);
+}
+
+/// Runs `k` with 512-bit AVX-512F registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX-512F ([`has_avx512`]).
+#[target_feature(enable = "avx,avx2,avx512f")]
+pub(crate) unsafe fn run_avx512<K: Kernel<S>, const S: usize>(
+    k: &K,
+    p: &mut [f32],
+    g: &[f32],
+    s: [&mut [f32]; S],
+) {
+    drive::<Avx512Lane, K, S>(k, p, g, s);
+}

@@ -1,0 +1,103 @@
+//! The crate's one error type.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use crate::Backend;
+
+/// Why a plan could not be built or a step could not run.
+///
+/// Every error is returned **before anything is written**: parameters, gradients and state are
+/// exactly as they were.
+///
+/// # Example
+/// ```
+/// use fused_optim::{Adam, Error};
+/// let bad = Adam { lr: -1.0, ..Adam::default() };
+/// let err = bad.plan(1).unwrap_err();
+/// assert!(matches!(err, Error::InvalidHyperparameter { name: "lr", .. }));
+/// assert_eq!(err.to_string(), "invalid lr: -1 (must be >= 0)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A hyperparameter is outside the range torch accepts (or is NaN).
+    InvalidHyperparameter {
+        /// The hyperparameter's torch name, e.g. `"lr"` or `"betas[1]"`.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The rule it broke, e.g. `"must be >= 0"`.
+        requirement: &'static str,
+    },
+    /// A combination of hyperparameters torch rejects, e.g. nesterov without momentum.
+    InvalidCombination(&'static str),
+    /// Step numbers start at 1 (torch increments its counter before the first update).
+    InvalidStep(u64),
+    /// A buffer has the wrong length.
+    LengthMismatch {
+        /// Which buffer: `"grads"` or `"state"`.
+        what: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// The length it has.
+        actual: usize,
+    },
+    /// The backend was forced but this CPU cannot run it.
+    BackendUnavailable(Backend),
+}
+
+impl fmt::Display for Error {
+    #[inline]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::InvalidHyperparameter { name, value, requirement } => {
+                write!(f, "invalid {name}: {value} ({requirement})")
+            }
+            Error::InvalidCombination(why) => f.write_str(why),
+            Error::InvalidStep(step) => write!(f, "invalid step {step}: steps are numbered from 1"),
+            Error::LengthMismatch { what, expected, actual } => {
+                write!(f, "{what} has length {actual}, expected {expected}")
+            }
+            Error::BackendUnavailable(b) => write!(f, "backend {b} is not available on this CPU"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// `0 <= x` (NaN rejected), torch's rule for lr, eps, weight_decay and momentum.
+#[inline]
+pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), Error> {
+    if value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidHyperparameter { name, value, requirement: "must be >= 0" })
+    }
+}
+
+/// `0 <= beta < 1` (NaN rejected), torch's rule for betas.
+#[inline]
+pub(crate) fn beta(name: &'static str, value: f64) -> Result<(), Error> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidHyperparameter { name, value, requirement: "must be in [0, 1)" })
+    }
+}
+
+/// Finite (NaN and ±Inf rejected), for values torch leaves unchecked such as dampening.
+#[inline]
+pub(crate) fn finite(name: &'static str, value: f64) -> Result<(), Error> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidHyperparameter { name, value, requirement: "must be finite" })
+    }
+}
+
+/// Step numbers start at 1.
+#[inline]
+pub(crate) fn step_number(step: u64) -> Result<f64, Error> {
+    if step == 0 { Err(Error::InvalidStep(step)) } else { Ok(step as f64) }
+}

@@ -1,0 +1,89 @@
+//! The memory driver shared by every optimizer: one fused pass over parameters, gradients and
+//! state, in lane-sized chunks, with the scalar reference on the tail.
+//!
+//! The arithmetic lives in each optimizer's [`Kernel::update`], a pure function of lane values.
+//! The driver owns loading and storing, so other storage formats (bf16 or block-quantized
+//! state, bf16 parameters) can reuse the same `update` with a different driver.
+#![forbid(unsafe_code)]
+
+use crate::Error;
+use crate::lane::Lane;
+
+/// A per-element optimizer update with `S` state values per parameter.
+pub(crate) trait Kernel<const S: usize> {
+    /// Updates one lane vector: returns the new parameters and rewrites `state` in place.
+    fn update<L: Lane>(&self, p: L, g: L, state: &mut [L; S]) -> L;
+}
+
+/// Applies `k` to every element. All slices must have the same length (checked by the caller;
+/// a shorter buffer only shortens the pass, it never panics).
+#[inline(always)]
+pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
+    k: &K,
+    p: &mut [f32],
+    g: &[f32],
+    s: [&mut [f32]; S],
+) {
+    let mut pc = p.chunks_exact_mut(L::LANES);
+    let mut gc = g.chunks_exact(L::LANES);
+    let mut sc = s.map(|b| b.chunks_exact_mut(L::LANES));
+    for (pp, gg) in (&mut pc).zip(&mut gc) {
+        let mut chunks: [Option<&mut [f32]>; S] = core::array::from_fn(|j| match sc.get_mut(j) {
+            Some(it) => it.next(),
+            None => None,
+        });
+        let mut st: [L; S] = core::array::from_fn(|j| match chunks.get(j) {
+            Some(Some(c)) => L::load(c),
+            _ => L::splat(0.0),
+        });
+        let np = k.update(L::load(pp), L::load(gg), &mut st);
+        np.store(pp);
+        for (v, c) in st.iter().zip(chunks.iter_mut()) {
+            if let Some(c) = c {
+                v.store(c);
+            }
+        }
+    }
+    let pr = pc.into_remainder();
+    let gr = gc.remainder();
+    let mut sr = sc.map(|c| c.into_remainder());
+    for (i, (pp, gg)) in pr.iter_mut().zip(gr).enumerate() {
+        let mut st: [f32; S] = core::array::from_fn(|j| match sr.get(j) {
+            Some(b) => b.get(i).copied().unwrap_or(0.0),
+            None => 0.0,
+        });
+        *pp = k.update(*pp, *gg, &mut st);
+        for (v, b) in st.iter().zip(sr.iter_mut()) {
+            if let Some(d) = b.get_mut(i) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// Checks `grads.len() == n` and `state.len() == S·n`, then splits the state into `S` planes of
+/// `n` values each (plane `j` is `state[j·n .. (j+1)·n]`).
+#[inline]
+pub(crate) fn split_state<const S: usize>(
+    n: usize,
+    grads: usize,
+    state: &mut [f32],
+) -> Result<[&mut [f32]; S], Error> {
+    if grads != n {
+        return Err(Error::LengthMismatch { what: "grads", expected: n, actual: grads });
+    }
+    let expected = n.checked_mul(S).ok_or(Error::LengthMismatch {
+        what: "state",
+        expected: usize::MAX,
+        actual: state.len(),
+    })?;
+    if state.len() != expected {
+        return Err(Error::LengthMismatch { what: "state", expected, actual: state.len() });
+    }
+    let mut rest = state;
+    Ok(core::array::from_fn(|_| {
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(n).unwrap_or_default();
+        rest = tail;
+        head
+    }))
+}

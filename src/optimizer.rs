@@ -1,0 +1,86 @@
+//! The two traits every optimizer implements, for code that is generic over optimizers.
+#![forbid(unsafe_code)]
+
+use crate::{Backend, Error};
+
+/// Hyperparameters of one optimizer: validation, state layout and per-step planning.
+///
+/// Each optimizer also has inherent methods of the same names, so the trait is only needed by
+/// code that is generic over optimizers (benchmarks, framework adapters, the C ABI).
+///
+/// # Example
+/// ```
+/// use fused_optim::{Adam, Optimizer, Sgd, StepPlan};
+///
+/// fn train_step<O: Optimizer>(opt: &O, step: u64, p: &mut [f32], g: &[f32], s: &mut [f32])
+///     -> Result<(), fused_optim::Error>
+/// {
+///     opt.plan(step, &O::Scalars::default())?.apply(p, g, s)
+/// }
+///
+/// let (mut p, g) = ([1.0f32; 4], [0.5f32; 4]);
+/// let adam = Adam::default();
+/// let mut state = vec![0.0; adam.state_len(4)];
+/// train_step(&adam, 1, &mut p, &g, &mut state)?;
+/// train_step(&Sgd::default(), 1, &mut p, &g, &mut [])?;
+/// # Ok::<(), fused_optim::Error>(())
+/// ```
+pub trait Optimizer: Copy + core::fmt::Debug {
+    /// Scalar state carried from step to step, shared by every tensor at the same step
+    /// (NAdam's `mu_product`); `()` for optimizers that have none.
+    type Scalars: Copy + Default + core::fmt::Debug + PartialEq;
+    /// The per-step plan: scalars computed once, applied to any number of tensors.
+    type Plan: StepPlan<Scalars = Self::Scalars>;
+
+    /// Checks every hyperparameter against torch's rules.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperparameter`] or [`Error::InvalidCombination`].
+    fn validate(&self) -> Result<(), Error>;
+
+    /// The state length for `n` parameters (saturating at `usize::MAX`).
+    fn state_len(&self, n: usize) -> usize;
+
+    /// Writes a fresh state (what torch starts from) into `state`: zeros, or Adagrad's
+    /// `initial_accumulator_value`.
+    fn init_state(&self, state: &mut [f32]);
+
+    /// Validates and computes the per-step scalars for step number `step` (starting at 1),
+    /// given the scalar state before this step.
+    ///
+    /// # Errors
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    fn plan(&self, step: u64, scalars: &Self::Scalars) -> Result<Self::Plan, Error>;
+}
+
+/// A step's precomputed scalars, ready to update any number of tensors.
+pub trait StepPlan: Copy + core::fmt::Debug {
+    /// See [`Optimizer::Scalars`].
+    type Scalars: Copy;
+
+    /// Updates one tensor on the backend named.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when `grads` or `state` do not fit `params`, and
+    /// [`Error::BackendUnavailable`]; in both cases nothing is written.
+    fn apply_on(
+        &self,
+        backend: Backend,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+    ) -> Result<(), Error>;
+
+    /// Updates one tensor on [`Backend::best`].
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when `grads` or `state` do not fit `params`; nothing is
+    /// written then.
+    #[inline]
+    fn apply(&self, params: &mut [f32], grads: &[f32], state: &mut [f32]) -> Result<(), Error> {
+        self.apply_on(Backend::best(), params, grads, state)
+    }
+
+    /// The scalar state after this step, to pass to the next step's plan.
+    fn scalars_after(&self) -> Self::Scalars;
+}

@@ -1,0 +1,88 @@
+//! Every backend this CPU supports gives results identical to the bit to the scalar reference,
+//! for every optimizer, over the hyperparameter space, every tail length and special values;
+//! and splitting a tensor into pieces never changes a bit.
+//!
+//! Tests are grouped by backend, so the test names say which backends ran; a backend this CPU
+//! lacks is reported on stderr and checked to be refused.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+mod strategies;
+
+use common::{assert_backend_matches_scalar, assert_chunk_invariant};
+use fused_optim::{Backend, Error, Optimizer};
+use proptest::prelude::*;
+use std::io::Write;
+
+/// Runs `f` if `backend` is available here; otherwise checks that it is refused cleanly and
+/// says so on stderr (uncaptured, so it shows in the test output).
+fn on(backend: Backend, f: impl FnOnce()) {
+    if backend.is_available() {
+        f();
+    } else {
+        let plan = fused_optim::Sgd::default().plan(1).unwrap();
+        let err = plan.apply_on(backend, &mut [1.0], &[1.0], &mut []).unwrap_err();
+        assert_eq!(err, Error::BackendUnavailable(backend));
+        let _ = writeln!(std::io::stderr(), "backend {backend} not available on this CPU: refused, as it should be");
+    }
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+macro_rules! backend_tests {
+    ($modname:ident, $backend:expr) => {
+        mod $modname {
+            use super::*;
+
+            fn bitwise<O: Optimizer>(opt: O, step: u64, seed: u64) {
+                on($backend, || assert_backend_matches_scalar($backend, opt, step, 3, seed));
+            }
+
+            fn chunks<O: Optimizer>(opt: O, step: u64, n: usize, cuts: &[usize], seed: u64) {
+                on($backend, || assert_chunk_invariant($backend, opt, step, n, cuts, seed));
+            }
+
+            proptest! {
+                #![proptest_config(config())]
+
+                #[test]
+                fn sgd_matches_scalar(opt in strategies::sgd(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn adam_matches_scalar(opt in strategies::adam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn sgd_chunk_invariant(opt in strategies::sgd(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn adam_chunk_invariant(opt in strategies::adam(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+            }
+        }
+    };
+}
+
+backend_tests!(scalar, Backend::Scalar);
+backend_tests!(portable, Backend::Portable);
+backend_tests!(avx2, Backend::Avx2);
+backend_tests!(avx512, Backend::Avx512);
+
+#[test]
+fn best_backend_is_the_widest_available() {
+    let best = Backend::best();
+    let widest = Backend::available().last().unwrap();
+    assert_eq!(best, widest);
+    let names: Vec<&str> = Backend::available().map(Backend::name).collect();
+    let _ = writeln!(std::io::stderr(), "backends exercised: {}", names.join(", "));
+}
