@@ -87,3 +87,20 @@ pub(crate) fn split_state<const S: usize>(
         head
     }))
 }
+
+/// The memory floor: moves exactly the bytes an optimizer with `S` state planes moves (reads
+/// parameters, gradients and state; writes parameters and state) with no arithmetic, by
+/// rotating values: `p ← g`, `s[0] ← p`, `s[j] ← s[j−1]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Floor;
+
+impl<const S: usize> Kernel<S> for Floor {
+    #[inline(always)]
+    fn update<L: Lane>(&self, p: L, g: L, state: &mut [L; S]) -> L {
+        let mut carry = p;
+        for s in state.iter_mut() {
+            carry = core::mem::replace(s, carry);
+        }
+        g
+    }
+}

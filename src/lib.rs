@@ -22,4 +22,31 @@ pub use sgd::{Sgd, SgdPlan};
 /// Internal pieces exposed for this crate's own tests, benchmarks and fuzzers. Not part of the
 /// public API: no stability promise.
 #[doc(hidden)]
-pub mod __private {}
+pub mod __private {
+    use crate::{Backend, Error};
+
+    /// Streams a tensor and `planes` state planes (`0..=3`) through the same driver as the
+    /// kernels, with no arithmetic: the memory floor for benchmarks.
+    ///
+    /// # Errors
+    /// Lengths that do not fit, an unavailable backend, or more than 3 planes.
+    #[inline]
+    pub fn memory_floor(
+        backend: Backend,
+        planes: usize,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+    ) -> Result<(), Error> {
+        use crate::dispatch::run;
+        use crate::kernel::{Floor, split_state};
+        let n = params.len();
+        match planes {
+            0 => run(backend, &Floor, params, grads, split_state::<0>(n, grads.len(), state)?),
+            1 => run(backend, &Floor, params, grads, split_state::<1>(n, grads.len(), state)?),
+            2 => run(backend, &Floor, params, grads, split_state::<2>(n, grads.len(), state)?),
+            3 => run(backend, &Floor, params, grads, split_state::<3>(n, grads.len(), state)?),
+            _ => Err(Error::InvalidCombination("memory_floor supports 0 to 3 state planes")),
+        }
+    }
+}
