@@ -37,7 +37,10 @@ fn main() -> Result<(), fused_optim::Error> {
     let xs: [f32; N] = core::array::from_fn(|i| -1.0 + 2.0 * i as f32 / (N - 1) as f32);
     let ys: [f32; N] = xs.map(|x| (core::f32::consts::PI * x).sin());
 
-    let adam = Adam { lr: 0.05, ..Adam::default() };
+    let adam = Adam {
+        lr: 0.05,
+        ..Adam::default()
+    };
     let mut w = [0.0f32; P];
     let mut state = [0.0f32; 2 * P]; // adam.state_len(P): first moments, then second moments
     assert_eq!(state.len(), adam.state_len(P));

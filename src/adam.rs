@@ -85,7 +85,11 @@ impl Adam {
     /// ```
     #[inline]
     pub fn adamw() -> Self {
-        Adam { weight_decay: 1e-2, decoupled_weight_decay: true, ..Adam::default() }
+        Adam {
+            weight_decay: 1e-2,
+            decoupled_weight_decay: true,
+            ..Adam::default()
+        }
     }
 
     /// Checks torch's rules: `0 ≤ lr`, `0 ≤ eps`, `0 ≤ β < 1`, `0 ≤ weight_decay` (NaN fails).

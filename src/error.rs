@@ -45,21 +45,48 @@ pub enum Error {
     },
     /// The backend was forced but this CPU cannot run it.
     BackendUnavailable(Backend),
+    /// A value that must be finite is NaN or ±Inf, e.g. the total gradient norm when
+    /// clipping with `error_if_nonfinite`.
+    NonFinite {
+        /// What was measured, e.g. `"total_norm"`.
+        what: &'static str,
+        /// The value found.
+        value: f64,
+    },
+    /// A schedule was asked for a step past its end (`OneCycleLR` beyond `total_steps`).
+    StepOutOfRange {
+        /// The step asked for.
+        step: u64,
+        /// The last valid step.
+        last: u64,
+    },
 }
 
 impl fmt::Display for Error {
     #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::InvalidHyperparameter { name, value, requirement } => {
+            Error::InvalidHyperparameter {
+                name,
+                value,
+                requirement,
+            } => {
                 write!(f, "invalid {name}: {value} ({requirement})")
             }
             Error::InvalidCombination(why) => f.write_str(why),
             Error::InvalidStep(step) => write!(f, "invalid step {step}: steps are numbered from 1"),
-            Error::LengthMismatch { what, expected, actual } => {
+            Error::LengthMismatch {
+                what,
+                expected,
+                actual,
+            } => {
                 write!(f, "{what} has length {actual}, expected {expected}")
             }
             Error::BackendUnavailable(b) => write!(f, "backend {b} is not available on this CPU"),
+            Error::NonFinite { what, value } => write!(f, "{what} is non-finite: {value}"),
+            Error::StepOutOfRange { step, last } => {
+                write!(f, "step {step} is past the schedule's last step {last}")
+            }
         }
     }
 }
@@ -72,7 +99,11 @@ pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), Error> 
     if value >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidHyperparameter { name, value, requirement: "must be >= 0" })
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must be >= 0",
+        })
     }
 }
 
@@ -82,7 +113,25 @@ pub(crate) fn beta(name: &'static str, value: f64) -> Result<(), Error> {
     if (0.0..1.0).contains(&value) {
         Ok(())
     } else {
-        Err(Error::InvalidHyperparameter { name, value, requirement: "must be in [0, 1)" })
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must be in [0, 1)",
+        })
+    }
+}
+
+/// `0 <= x <= 1` (NaN rejected), torch's rule for Adadelta's `rho`.
+#[inline]
+pub(crate) fn unit_interval(name: &'static str, value: f64) -> Result<(), Error> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must be in [0, 1]",
+        })
     }
 }
 
@@ -92,12 +141,20 @@ pub(crate) fn finite(name: &'static str, value: f64) -> Result<(), Error> {
     if value.is_finite() {
         Ok(())
     } else {
-        Err(Error::InvalidHyperparameter { name, value, requirement: "must be finite" })
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must be finite",
+        })
     }
 }
 
 /// Step numbers start at 1.
 #[inline]
 pub(crate) fn step_number(step: u64) -> Result<f64, Error> {
-    if step == 0 { Err(Error::InvalidStep(step)) } else { Ok(step as f64) }
+    if step == 0 {
+        Err(Error::InvalidStep(step))
+    } else {
+        Ok(step as f64)
+    }
 }

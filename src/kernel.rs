@@ -47,7 +47,9 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     let pr = pc.into_remainder();
     let gr = gc.remainder();
     let mut sr = sc.map(|c| c.into_remainder());
-    for (i, (pp, gg)) in pr.iter_mut().zip(gr).enumerate() {
+    // A bounded range, not `enumerate`: its counter would keep an overflow panic path in
+    // builds with overflow checks (the bare-metal link check in embedded/ proves there is none).
+    for (i, (pp, gg)) in (0..pr.len()).zip(pr.iter_mut().zip(gr)) {
         let mut st: [f32; S] = core::array::from_fn(|j| match sr.get(j) {
             Some(b) => b.get(i).copied().unwrap_or(0.0),
             None => 0.0,
@@ -61,6 +63,65 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     }
 }
 
+/// A per-element pass over one buffer that may rewrite each value in place and folds every
+/// value into an accumulator (gradient unscaling with a non-finite check, clipping, max |x|).
+///
+/// `fold` and `combine` must be exactly associative and commutative on the accumulator (NaN as
+/// a class): the vector accumulator's lanes are combined in an order that depends on the lane
+/// width, so only such reductions (max, "any NaN") give the same bits on every backend.
+pub(crate) trait Fold {
+    /// The accumulator's starting value (an identity of `combine`).
+    const INIT: f32;
+    /// Returns the value to store back (ignored by read-only passes) and the new accumulator.
+    fn fold<L: Lane>(&self, x: L, acc: L) -> (L, L);
+    /// Combines two accumulators.
+    fn combine(a: f32, b: f32) -> f32;
+}
+
+/// Combines the lanes of a vector accumulator with [`Fold::combine`].
+#[inline(always)]
+fn reduce_lanes<L: Lane, K: Fold>(acc: L) -> f32 {
+    let mut lanes = [K::INIT; 64];
+    if let Some(dst) = lanes.get_mut(..L::LANES) {
+        acc.store(dst);
+    }
+    lanes.iter().fold(K::INIT, |a, &b| K::combine(a, b))
+}
+
+/// Runs `k` over `x`, storing every value back, and returns the accumulator combined with `acc`.
+#[inline(always)]
+pub(crate) fn drive_fold_mut<L: Lane, K: Fold>(k: &K, x: &mut [f32], acc: f32) -> f32 {
+    let mut chunks = x.chunks_exact_mut(L::LANES);
+    let mut vacc = L::splat(K::INIT);
+    for c in &mut chunks {
+        let (v, a) = k.fold(L::load(c), vacc);
+        v.store(c);
+        vacc = a;
+    }
+    let mut sacc = K::combine(acc, reduce_lanes::<L, K>(vacc));
+    for v in chunks.into_remainder() {
+        let (nv, a) = k.fold(*v, sacc);
+        *v = nv;
+        sacc = a;
+    }
+    sacc
+}
+
+/// Runs `k` over `x` without writing, and returns the accumulator combined with `acc`.
+#[inline(always)]
+pub(crate) fn drive_fold<L: Lane, K: Fold>(k: &K, x: &[f32], acc: f32) -> f32 {
+    let mut chunks = x.chunks_exact(L::LANES);
+    let mut vacc = L::splat(K::INIT);
+    for c in &mut chunks {
+        vacc = k.fold(L::load(c), vacc).1;
+    }
+    let mut sacc = K::combine(acc, reduce_lanes::<L, K>(vacc));
+    for v in chunks.remainder() {
+        sacc = k.fold(*v, sacc).1;
+    }
+    sacc
+}
+
 /// Checks `grads.len() == n` and `state.len() == S·n`, then splits the state into `S` planes of
 /// `n` values each (plane `j` is `state[j·n .. (j+1)·n]`).
 #[inline]
@@ -70,7 +131,11 @@ pub(crate) fn split_state<const S: usize>(
     state: &mut [f32],
 ) -> Result<[&mut [f32]; S], Error> {
     if grads != n {
-        return Err(Error::LengthMismatch { what: "grads", expected: n, actual: grads });
+        return Err(Error::LengthMismatch {
+            what: "grads",
+            expected: n,
+            actual: grads,
+        });
     }
     let expected = n.checked_mul(S).ok_or(Error::LengthMismatch {
         what: "state",
@@ -78,11 +143,17 @@ pub(crate) fn split_state<const S: usize>(
         actual: state.len(),
     })?;
     if state.len() != expected {
-        return Err(Error::LengthMismatch { what: "state", expected, actual: state.len() });
+        return Err(Error::LengthMismatch {
+            what: "state",
+            expected,
+            actual: state.len(),
+        });
     }
     let mut rest = state;
     Ok(core::array::from_fn(|_| {
-        let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(n).unwrap_or_default();
+        let (head, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(n)
+            .unwrap_or_default();
         rest = tail;
         head
     }))

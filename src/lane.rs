@@ -180,7 +180,10 @@ impl Lerp {
     #[inline]
     pub(crate) fn new(w: f32) -> Self {
         let from_start = libm::fabsf(w) < 0.5;
-        Lerp { coeff: if from_start { w } else { w - 1.0 }, from_start }
+        Lerp {
+            coeff: if from_start { w } else { w - 1.0 },
+            from_start,
+        }
     }
 
     /// `lerp(a, b, w)` on lanes.
@@ -227,7 +230,16 @@ mod tests {
 
     #[test]
     fn portable_lane_matches_scalar_ops() {
-        let xs = [0.0f32, -0.0, 1.5, -2.25, f32::MIN_POSITIVE / 4.0, f32::INFINITY, f32::NAN, 3.0];
+        let xs = [
+            0.0f32,
+            -0.0,
+            1.5,
+            -2.25,
+            f32::MIN_POSITIVE / 4.0,
+            f32::INFINITY,
+            f32::NAN,
+            3.0,
+        ];
         let v = <f32x8 as Lane>::load(&xs);
         let mut out = [0.0f32; 8];
         v.sqrt().store(&mut out);

@@ -5,18 +5,34 @@
 #[cfg(test)]
 extern crate std;
 
+mod adadelta;
+
+
+mod adagrad;
 mod adam;
+mod adamax;
 mod dispatch;
 mod error;
 mod kernel;
 mod lane;
+mod lion;
+mod nadam;
 mod optimizer;
+mod radam;
+mod rmsprop;
 mod sgd;
 
+pub use adadelta::{Adadelta, AdadeltaPlan};
+pub use adagrad::{Adagrad, AdagradPlan};
 pub use adam::{Adam, AdamPlan};
+pub use adamax::{Adamax, AdamaxPlan};
 pub use dispatch::Backend;
 pub use error::Error;
+pub use lion::{Lion, LionPlan};
+pub use nadam::{NAdam, NAdamPlan, NAdamScalars};
 pub use optimizer::{Optimizer, StepPlan};
+pub use radam::{RAdam, RAdamPlan};
+pub use rmsprop::{RMSprop, RMSpropPlan};
 pub use sgd::{Sgd, SgdPlan};
 
 /// Internal pieces exposed for this crate's own tests, benchmarks and fuzzers. Not part of the
@@ -42,11 +58,37 @@ pub mod __private {
         use crate::kernel::{Floor, split_state};
         let n = params.len();
         match planes {
-            0 => run(backend, &Floor, params, grads, split_state::<0>(n, grads.len(), state)?),
-            1 => run(backend, &Floor, params, grads, split_state::<1>(n, grads.len(), state)?),
-            2 => run(backend, &Floor, params, grads, split_state::<2>(n, grads.len(), state)?),
-            3 => run(backend, &Floor, params, grads, split_state::<3>(n, grads.len(), state)?),
-            _ => Err(Error::InvalidCombination("memory_floor supports 0 to 3 state planes")),
+            0 => run(
+                backend,
+                &Floor,
+                params,
+                grads,
+                split_state::<0>(n, grads.len(), state)?,
+            ),
+            1 => run(
+                backend,
+                &Floor,
+                params,
+                grads,
+                split_state::<1>(n, grads.len(), state)?,
+            ),
+            2 => run(
+                backend,
+                &Floor,
+                params,
+                grads,
+                split_state::<2>(n, grads.len(), state)?,
+            ),
+            3 => run(
+                backend,
+                &Floor,
+                params,
+                grads,
+                split_state::<3>(n, grads.len(), state)?,
+            ),
+            _ => Err(Error::InvalidCombination(
+                "memory_floor supports 0 to 3 state planes",
+            )),
         }
     }
 }

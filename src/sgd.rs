@@ -242,7 +242,11 @@ impl Kernel<1> for SgdPlan {
     fn update<L: Lane>(&self, p: L, g: L, [b]: &mut [L; 1]) -> L {
         let g = self.grad(p, g);
         let mu = L::splat(self.momentum);
-        *b = if self.first { g } else { *b * mu + L::splat(self.one_minus_dampening) * g };
+        *b = if self.first {
+            g
+        } else {
+            *b * mu + L::splat(self.one_minus_dampening) * g
+        };
         let u = if self.nesterov { g + *b * mu } else { *b };
         p + u * L::splat(self.neg_lr)
     }

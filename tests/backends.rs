@@ -21,14 +21,23 @@ fn on(backend: Backend, f: impl FnOnce()) {
         f();
     } else {
         let plan = fused_optim::Sgd::default().plan(1).unwrap();
-        let err = plan.apply_on(backend, &mut [1.0], &[1.0], &mut []).unwrap_err();
+        let err = plan
+            .apply_on(backend, &mut [1.0], &[1.0], &mut [])
+            .unwrap_err();
         assert_eq!(err, Error::BackendUnavailable(backend));
-        let _ = writeln!(std::io::stderr(), "backend {backend} not available on this CPU: refused, as it should be");
+        let _ = writeln!(
+            std::io::stderr(),
+            "backend {backend} not available on this CPU: refused, as it should be"
+        );
     }
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 macro_rules! backend_tests {
@@ -68,6 +77,83 @@ macro_rules! backend_tests {
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
+
+                #[test]
+                fn adagrad_matches_scalar(opt in strategies::adagrad(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn adagrad_chunk_invariant(opt in strategies::adagrad(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn adadelta_matches_scalar(opt in strategies::adadelta(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn adadelta_chunk_invariant(opt in strategies::adadelta(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn rmsprop_matches_scalar(opt in strategies::rmsprop(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn rmsprop_chunk_invariant(opt in strategies::rmsprop(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn adamax_matches_scalar(opt in strategies::adamax(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn adamax_chunk_invariant(opt in strategies::adamax(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn nadam_matches_scalar(opt in strategies::nadam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn nadam_chunk_invariant(opt in strategies::nadam(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn radam_matches_scalar(opt in strategies::radam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn radam_chunk_invariant(opt in strategies::radam(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+
+                #[test]
+                fn lion_matches_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+
+                #[test]
+                fn lion_chunk_invariant(opt in strategies::lion(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
             }
         }
     };
@@ -84,5 +170,9 @@ fn best_backend_is_the_widest_available() {
     let widest = Backend::available().last().unwrap();
     assert_eq!(best, widest);
     let names: Vec<&str> = Backend::available().map(Backend::name).collect();
-    let _ = writeln!(std::io::stderr(), "backends exercised: {}", names.join(", "));
+    let _ = writeln!(
+        std::io::stderr(),
+        "backends exercised: {}",
+        names.join(", ")
+    );
 }

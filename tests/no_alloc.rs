@@ -1,13 +1,18 @@
 //! A counting global allocator shows that a step allocates nothing, on every backend, for every
 //! optimizer (and that planning, validation and the error paths allocate nothing either).
-#![allow(clippy::unwrap_used, clippy::panic)]
-#![allow(unsafe_code, reason = "a counting global allocator implements an unsafe trait")]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator implements an unsafe trait"
+)]
 
 use core::alloc::{GlobalAlloc, Layout};
-use std::alloc::System;
 use core::cell::Cell;
+use std::alloc::System;
 
-use fused_optim::{Adam, Backend, Optimizer, Sgd, StepPlan};
+use fused_optim::{
+    Adadelta, Adagrad, Adam, Adamax, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd, StepPlan,
+};
 
 struct Counting;
 
@@ -54,7 +59,7 @@ fn assert_no_alloc<O: Optimizer>(opt: O) {
     let _ = Backend::best();
     let count = allocations_during(|| {
         let mut scalars = O::Scalars::default();
-        for t in 1..=5 {
+        for t in 1..=7 {
             let plan = opt.plan(t, &scalars).unwrap();
             for &b in &backends {
                 plan.apply_on(b, &mut p, &g, &mut s).unwrap();
@@ -72,19 +77,56 @@ fn assert_no_alloc<O: Optimizer>(opt: O) {
 #[test]
 fn counting_allocator_sees_allocations() {
     // The harness itself must be able to see an allocation, or the tests below prove nothing.
-    let count = allocations_during(|| drop(std::hint::black_box(vec![1u8; 16])));
+    let count = allocations_during(|| drop(core::hint::black_box(vec![1u8; 16])));
     assert_eq!(count, 1);
 }
 
 #[test]
 fn sgd_steps_allocate_nothing() {
     assert_no_alloc(Sgd::default());
-    assert_no_alloc(Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.1, ..Sgd::default() });
+    assert_no_alloc(Sgd {
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 0.1,
+        ..Sgd::default()
+    });
 }
 
 #[test]
 fn adam_steps_allocate_nothing() {
     assert_no_alloc(Adam::default());
-    assert_no_alloc(Adam { amsgrad: true, maximize: true, weight_decay: 0.1, ..Adam::default() });
+    assert_no_alloc(Adam {
+        amsgrad: true,
+        maximize: true,
+        weight_decay: 0.1,
+        ..Adam::default()
+    });
     assert_no_alloc(Adam::adamw());
+}
+
+#[test]
+fn family_steps_allocate_nothing() {
+    assert_no_alloc(Adagrad {
+        lr_decay: 0.1,
+        weight_decay: 0.1,
+        initial_accumulator_value: 0.1,
+        ..Adagrad::default()
+    });
+    assert_no_alloc(Adadelta::default());
+    assert_no_alloc(RMSprop {
+        momentum: 0.9,
+        centered: true,
+        ..RMSprop::default()
+    });
+    assert_no_alloc(Adamax::default());
+    assert_no_alloc(NAdam {
+        decoupled_weight_decay: true,
+        weight_decay: 0.1,
+        ..NAdam::default()
+    });
+    assert_no_alloc(RAdam::default()); // 7 steps: past the switch to rectified steps at t = 6
+    assert_no_alloc(Lion {
+        weight_decay: 0.1,
+        ..Lion::default()
+    });
 }

@@ -1,11 +1,14 @@
 //! Backend selection. This module (with `x86.rs` below it) is the only place in the crate that
 //! contains `unsafe` code: CPU feature detection and the x86 intrinsics.
-#![allow(unsafe_code, reason = "runtime dispatch to AVX2/AVX-512F needs intrinsics")]
+#![allow(
+    unsafe_code,
+    reason = "runtime dispatch to AVX2/AVX-512F needs intrinsics"
+)]
 
 use core::fmt;
 
 use crate::Error;
-use crate::kernel::{Kernel, drive};
+use crate::kernel::{Fold, Kernel, drive, drive_fold, drive_fold_mut};
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -48,7 +51,12 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend this crate knows, available here or not, slowest first.
-    pub const ALL: [Backend; 4] = [Backend::Scalar, Backend::Portable, Backend::Avx2, Backend::Avx512];
+    pub const ALL: [Backend; 4] = [
+        Backend::Scalar,
+        Backend::Portable,
+        Backend::Avx2,
+        Backend::Avx512,
+    ];
 
     /// A short lowercase name: `scalar`, `portable`, `avx2`, `avx512`.
     ///
@@ -148,4 +156,56 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
         Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
     }
     Ok(())
+}
+
+/// Runs the in-place fold `k` over `x` (see [`Fold`]) and returns the accumulator combined
+/// with `acc`.
+#[inline]
+pub(crate) fn run_fold_mut<K: Fold>(
+    backend: Backend,
+    k: &K,
+    x: &mut [f32],
+    acc: f32,
+) -> Result<f32, Error> {
+    Ok(match backend {
+        Backend::Scalar => drive_fold_mut::<f32, K>(k, x, acc),
+        Backend::Portable => drive_fold_mut::<wide::f32x8, K>(k, x, acc),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 if x86::has_avx2() => {
+            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
+            unsafe { x86::fold_mut_avx2(k, x, acc) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 if x86::has_avx512() => {
+            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
+            unsafe { x86::fold_mut_avx512(k, x, acc) }
+        }
+        Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
+    })
+}
+
+/// Runs the read-only fold `k` over `x` (see [`Fold`]) and returns the accumulator combined
+/// with `acc`.
+#[inline]
+pub(crate) fn run_fold<K: Fold>(
+    backend: Backend,
+    k: &K,
+    x: &[f32],
+    acc: f32,
+) -> Result<f32, Error> {
+    Ok(match backend {
+        Backend::Scalar => drive_fold::<f32, K>(k, x, acc),
+        Backend::Portable => drive_fold::<wide::f32x8, K>(k, x, acc),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 if x86::has_avx2() => {
+            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
+            unsafe { x86::fold_avx2(k, x, acc) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 if x86::has_avx512() => {
+            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
+            unsafe { x86::fold_avx512(k, x, acc) }
+        }
+        Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
+    })
 }

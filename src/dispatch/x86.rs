@@ -10,7 +10,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::kernel::{Kernel, drive};
+use crate::kernel::{Fold, Kernel, drive, drive_fold, drive_fold_mut};
 use crate::lane::Lane;
 
 const AVX2: u8 = 1;
@@ -195,20 +195,40 @@ macro_rules! x86_lane {
 }
 
 x86_lane!(
-    Avx2Lane, __m256, __m256, 8,
-    set1 = _mm256_set1_ps, loadu = _mm256_loadu_ps, storeu = _mm256_storeu_ps,
-    add = _mm256_add_ps, sub = _mm256_sub_ps, mul = _mm256_mul_ps, div = _mm256_div_ps,
-    sqrt = _mm256_sqrt_ps, and = _mm256_and_ps, xor = _mm256_xor_ps,
+    Avx2Lane,
+    __m256,
+    __m256,
+    8,
+    set1 = _mm256_set1_ps,
+    loadu = _mm256_loadu_ps,
+    storeu = _mm256_storeu_ps,
+    add = _mm256_add_ps,
+    sub = _mm256_sub_ps,
+    mul = _mm256_mul_ps,
+    div = _mm256_div_ps,
+    sqrt = _mm256_sqrt_ps,
+    and = _mm256_and_ps,
+    xor = _mm256_xor_ps,
     lt = |a, b| _mm256_cmp_ps::<_CMP_LT_OQ>(a, b),
     unord = |a| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a),
     select = |m, t, f| _mm256_blendv_ps(f, t, m),
 );
 
 x86_lane!(
-    Avx512Lane, __m512, __mmask16, 16,
-    set1 = _mm512_set1_ps, loadu = _mm512_loadu_ps, storeu = _mm512_storeu_ps,
-    add = _mm512_add_ps, sub = _mm512_sub_ps, mul = _mm512_mul_ps, div = _mm512_div_ps,
-    sqrt = _mm512_sqrt_ps, and = _mm512_and_ps_f, xor = _mm512_xor_ps_f,
+    Avx512Lane,
+    __m512,
+    __mmask16,
+    16,
+    set1 = _mm512_set1_ps,
+    loadu = _mm512_loadu_ps,
+    storeu = _mm512_storeu_ps,
+    add = _mm512_add_ps,
+    sub = _mm512_sub_ps,
+    mul = _mm512_mul_ps,
+    div = _mm512_div_ps,
+    sqrt = _mm512_sqrt_ps,
+    and = _mm512_and_ps_f,
+    xor = _mm512_xor_ps_f,
     lt = |a, b| _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b),
     unord = |a| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a),
     select = |m, t, f| _mm512_mask_blend_ps(m, f, t),
@@ -218,13 +238,23 @@ x86_lane!(
 #[inline(always)]
 unsafe fn _mm512_and_ps_f(a: __m512, b: __m512) -> __m512 {
     // SAFETY: the caller guarantees AVX-512F; the casts are free reinterpretations.
-    unsafe { _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+    unsafe {
+        _mm512_castsi512_ps(_mm512_and_si512(
+            _mm512_castps_si512(a),
+            _mm512_castps_si512(b),
+        ))
+    }
 }
 
 #[inline(always)]
 unsafe fn _mm512_xor_ps_f(a: __m512, b: __m512) -> __m512 {
     // SAFETY: the caller guarantees AVX-512F; the casts are free reinterpretations.
-    unsafe { _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+    unsafe {
+        _mm512_castsi512_ps(_mm512_xor_si512(
+            _mm512_castps_si512(a),
+            _mm512_castps_si512(b),
+        ))
+    }
 }
 
 /// Runs `k` with 256-bit AVX registers.
@@ -253,4 +283,40 @@ pub(crate) unsafe fn run_avx512<K: Kernel<S>, const S: usize>(
     s: [&mut [f32]; S],
 ) {
     drive::<Avx512Lane, K, S>(k, p, g, s);
+}
+
+/// Runs the in-place fold `k` with 256-bit AVX registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx,avx2")]
+pub(crate) unsafe fn fold_mut_avx2<K: Fold>(k: &K, x: &mut [f32], acc: f32) -> f32 {
+    drive_fold_mut::<Avx2Lane, K>(k, x, acc)
+}
+
+/// Runs the in-place fold `k` with 512-bit AVX-512F registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX-512F ([`has_avx512`]).
+#[target_feature(enable = "avx,avx2,avx512f")]
+pub(crate) unsafe fn fold_mut_avx512<K: Fold>(k: &K, x: &mut [f32], acc: f32) -> f32 {
+    drive_fold_mut::<Avx512Lane, K>(k, x, acc)
+}
+
+/// Runs the read-only fold `k` with 256-bit AVX registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX2 ([`has_avx2`]).
+#[target_feature(enable = "avx,avx2")]
+pub(crate) unsafe fn fold_avx2<K: Fold>(k: &K, x: &[f32], acc: f32) -> f32 {
+    drive_fold::<Avx2Lane, K>(k, x, acc)
+}
+
+/// Runs the read-only fold `k` with 512-bit AVX-512F registers.
+///
+/// # Safety
+/// The CPU and OS must support AVX-512F ([`has_avx512`]).
+#[target_feature(enable = "avx,avx2,avx512f")]
+pub(crate) unsafe fn fold_avx512<K: Fold>(k: &K, x: &[f32], acc: f32) -> f32 {
+    drive_fold::<Avx512Lane, K>(k, x, acc)
 }

@@ -1,6 +1,10 @@
 //! Shared test support: a seeded generator that over-samples special values, bitwise
 //! comparison with NaN as a class, and the backend sweep used by the property tests.
-#![allow(dead_code, unreachable_pub, reason = "each test file uses a different part")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test file uses a different part"
+)]
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
 use fused_optim::{Backend, Optimizer, StepPlan};
@@ -100,7 +104,8 @@ pub fn assert_backend_matches_scalar<O: Optimizer>(
         for (k, g) in grads.iter().enumerate() {
             let t = first_step + k as u64;
             let plan = opt.plan(t, &scalars).unwrap();
-            plan.apply_on(Backend::Scalar, &mut p_ref, g, &mut s_ref).unwrap();
+            plan.apply_on(Backend::Scalar, &mut p_ref, g, &mut s_ref)
+                .unwrap();
             plan.apply_on(backend, &mut p, g, &mut s).unwrap();
             scalars = plan.scalars_after();
             if let Some(i) = first_difference(&p_ref, &p) {
@@ -137,7 +142,8 @@ pub fn assert_chunk_invariant<O: Optimizer>(
     let plan = opt.plan(step, &O::Scalars::default()).unwrap();
 
     let (mut p_whole, mut s_whole) = (p0.clone(), s0.clone());
-    plan.apply_on(backend, &mut p_whole, &g, &mut s_whole).unwrap();
+    plan.apply_on(backend, &mut p_whole, &g, &mut s_whole)
+        .unwrap();
 
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (n + 1)).collect();
     bounds.extend([0, n]);
@@ -145,13 +151,23 @@ pub fn assert_chunk_invariant<O: Optimizer>(
     let (mut p, mut s) = (p0, s0);
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
-        let mut piece_state: Vec<f32> =
-            (0..planes).flat_map(|j| s[j * n + a..j * n + b].to_vec()).collect();
-        plan.apply_on(backend, &mut p[a..b], &g[a..b], &mut piece_state).unwrap();
+        let mut piece_state: Vec<f32> = (0..planes)
+            .flat_map(|j| s[j * n + a..j * n + b].to_vec())
+            .collect();
+        plan.apply_on(backend, &mut p[a..b], &g[a..b], &mut piece_state)
+            .unwrap();
         for j in 0..planes {
             s[j * n + a..j * n + b].copy_from_slice(&piece_state[j * (b - a)..(j + 1) * (b - a)]);
         }
     }
-    assert_eq!(first_difference(&p_whole, &p), None, "params, cuts {bounds:?}, {opt:?}");
-    assert_eq!(first_difference(&s_whole, &s), None, "state, cuts {bounds:?}, {opt:?}");
+    assert_eq!(
+        first_difference(&p_whole, &p),
+        None,
+        "params, cuts {bounds:?}, {opt:?}"
+    );
+    assert_eq!(
+        first_difference(&s_whole, &s),
+        None,
+        "state, cuts {bounds:?}, {opt:?}"
+    );
 }
