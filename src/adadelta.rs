@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number, unit_interval};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::Lane;
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// Adadelta hyperparameters, with `torch.optim.Adadelta`'s names and defaults.
 ///
@@ -225,44 +225,7 @@ impl Kernel<2> for AdadeltaPlan {
     }
 }
 
-impl Optimizer for Adadelta {
-    type Scalars = ();
-    type Plan = AdadeltaPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Adadelta::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Adadelta::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<AdadeltaPlan, Error> {
-        Adadelta::plan(self, step)
-    }
-}
-
-impl StepPlan for AdadeltaPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        AdadeltaPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Adadelta, AdadeltaPlan);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

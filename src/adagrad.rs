@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::Lane;
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// Adagrad hyperparameters, with `torch.optim.Adagrad`'s names and defaults.
 ///
@@ -220,49 +220,13 @@ impl Kernel<1> for AdagradPlan {
     }
 }
 
-impl Optimizer for Adagrad {
-    type Scalars = ();
-    type Plan = AdagradPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Adagrad::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Adagrad::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(self.initial_accumulator_value as f32);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<AdagradPlan, Error> {
-        Adagrad::plan(self, step)
-    }
-}
-
-impl StepPlan for AdagradPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        AdagradPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Adagrad, AdagradPlan, fill = |o| o.initial_accumulator_value as f32);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::Optimizer;
 
     #[test]
     fn defaults_are_torchs() {

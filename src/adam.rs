@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::{Lane, Lerp, max_nan};
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// Adam / AdamW hyperparameters, with `torch.optim.Adam`'s names and defaults.
 ///
@@ -312,41 +312,4 @@ impl Kernel<3> for AdamKernel {
     }
 }
 
-impl Optimizer for Adam {
-    type Scalars = ();
-    type Plan = AdamPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Adam::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Adam::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<AdamPlan, Error> {
-        Adam::plan(self, step)
-    }
-}
-
-impl StepPlan for AdamPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        AdamPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Adam, AdamPlan);

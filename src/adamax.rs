@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::{Lane, Lerp, max_nan};
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// Adamax hyperparameters, with `torch.optim.Adamax`'s names and defaults.
 ///
@@ -220,44 +220,7 @@ impl Kernel<2> for AdamaxPlan {
     }
 }
 
-impl Optimizer for Adamax {
-    type Scalars = ();
-    type Plan = AdamaxPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Adamax::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Adamax::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<AdamaxPlan, Error> {
-        Adamax::plan(self, step)
-    }
-}
-
-impl StepPlan for AdamaxPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        AdamaxPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Adamax, AdamaxPlan);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

@@ -6,7 +6,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::{Lane, sign_torch};
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// Lion hyperparameters, with the names and defaults of the authors' PyTorch code (Lion is not
 /// in `torch.optim`).
@@ -223,44 +223,7 @@ impl Kernel<1> for LionPlan {
     }
 }
 
-impl Optimizer for Lion {
-    type Scalars = ();
-    type Plan = LionPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Lion::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Lion::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<LionPlan, Error> {
-        Lion::plan(self, step)
-    }
-}
-
-impl StepPlan for LionPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        LionPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Lion, LionPlan);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

@@ -84,3 +84,54 @@ pub trait StepPlan: Copy + core::fmt::Debug {
     /// The scalar state after this step, to pass to the next step's plan.
     fn scalars_after(&self) -> Self::Scalars;
 }
+
+/// Implements [`Optimizer`] and [`StepPlan`] for an optimizer without scalar state, by
+/// delegating to its inherent `validate`, `state_len`, `plan` and its plan's `apply_on`.
+/// `fill` gives the value a fresh state holds (zero unless stated).
+macro_rules! optimizer_traits {
+    ($opt:ident, $plan:ident) => {
+        $crate::optimizer::optimizer_traits!($opt, $plan, fill = |_| 0.0);
+    };
+    ($opt:ident, $plan:ident, fill = $fill:expr) => {
+        impl $crate::optimizer::Optimizer for $opt {
+            type Scalars = ();
+            type Plan = $plan;
+
+            #[inline]
+            fn validate(&self) -> Result<(), $crate::Error> {
+                $opt::validate(self)
+            }
+            #[inline]
+            fn state_len(&self, n: usize) -> usize {
+                $opt::state_len(self, n)
+            }
+            #[inline]
+            fn init_state(&self, state: &mut [f32]) {
+                let fill: fn(&$opt) -> f32 = $fill;
+                state.fill(fill(self));
+            }
+            #[inline]
+            fn plan(&self, step: u64, _: &()) -> Result<$plan, $crate::Error> {
+                $opt::plan(self, step)
+            }
+        }
+
+        impl $crate::optimizer::StepPlan for $plan {
+            type Scalars = ();
+
+            #[inline]
+            fn apply_on(
+                &self,
+                backend: $crate::Backend,
+                params: &mut [f32],
+                grads: &[f32],
+                state: &mut [f32],
+            ) -> Result<(), $crate::Error> {
+                $plan::apply_on(self, backend, params, grads, state)
+            }
+            #[inline]
+            fn scalars_after(&self) {}
+        }
+    };
+}
+pub(crate) use optimizer_traits;

@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::{Lane, Lerp};
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// RAdam hyperparameters, with `torch.optim.RAdam`'s names and defaults.
 ///
@@ -292,44 +292,7 @@ impl Kernel<2> for RAdamPlan {
     }
 }
 
-impl Optimizer for RAdam {
-    type Scalars = ();
-    type Plan = RAdamPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        RAdam::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        RAdam::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<RAdamPlan, Error> {
-        RAdam::plan(self, step)
-    }
-}
-
-impl StepPlan for RAdamPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        RAdamPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(RAdam, RAdamPlan);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

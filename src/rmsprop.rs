@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::{Lane, Lerp};
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// RMSprop hyperparameters, with `torch.optim.RMSprop`'s names and defaults.
 ///
@@ -308,44 +308,7 @@ impl Kernel<3> for RMSpropPlan {
     }
 }
 
-impl Optimizer for RMSprop {
-    type Scalars = ();
-    type Plan = RMSpropPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        RMSprop::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        RMSprop::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<RMSpropPlan, Error> {
-        RMSprop::plan(self, step)
-    }
-}
-
-impl StepPlan for RMSpropPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        RMSpropPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(RMSprop, RMSpropPlan);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

@@ -5,7 +5,7 @@ use crate::dispatch::{Backend, run};
 use crate::error::{Error, finite, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
 use crate::lane::Lane;
-use crate::optimizer::{Optimizer, StepPlan};
+use crate::optimizer::optimizer_traits;
 
 /// SGD hyperparameters, with `torch.optim.SGD`'s names and defaults.
 ///
@@ -252,41 +252,4 @@ impl Kernel<1> for SgdPlan {
     }
 }
 
-impl Optimizer for Sgd {
-    type Scalars = ();
-    type Plan = SgdPlan;
-
-    #[inline]
-    fn validate(&self) -> Result<(), Error> {
-        Sgd::validate(self)
-    }
-    #[inline]
-    fn state_len(&self, n: usize) -> usize {
-        Sgd::state_len(self, n)
-    }
-    #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
-    fn plan(&self, step: u64, _: &()) -> Result<SgdPlan, Error> {
-        Sgd::plan(self, step)
-    }
-}
-
-impl StepPlan for SgdPlan {
-    type Scalars = ();
-
-    #[inline]
-    fn apply_on(
-        &self,
-        backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
-    ) -> Result<(), Error> {
-        SgdPlan::apply_on(self, backend, params, grads, state)
-    }
-    #[inline]
-    fn scalars_after(&self) {}
-}
+optimizer_traits!(Sgd, SgdPlan);
