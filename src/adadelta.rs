@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number, unit_interval};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::Lane;
+use crate::lane::{GradPrep, Lane};
 use crate::optimizer::optimizer_traits;
 
 /// Adadelta hyperparameters, with `torch.optim.Adadelta`'s names and defaults.
@@ -115,8 +115,7 @@ impl Adadelta {
             rho: self.rho as f32,
             one_minus_rho: (1.0 - self.rho) as f32,
             eps: self.eps as f32,
-            weight_decay: (self.weight_decay != 0.0).then_some(self.weight_decay as f32),
-            maximize: self.maximize,
+            prep: GradPrep::l2(self.maximize, self.weight_decay),
         })
     }
 
@@ -154,8 +153,7 @@ pub struct AdadeltaPlan {
     rho: f32,
     one_minus_rho: f32,
     eps: f32,
-    weight_decay: Option<f32>,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 impl AdadeltaPlan {
@@ -209,11 +207,7 @@ impl Kernel<2> for AdadeltaPlan {
     /// The per-element update, in torch's order (see [`Adadelta`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [v, a]: &mut [L; 2]) -> L {
-        let g = if self.maximize { -g } else { g };
-        let g = match self.weight_decay {
-            Some(wd) => g + p * L::splat(wd),
-            None => g,
-        };
+        let (p, g) = self.prep.apply(p, g);
         let rho = L::splat(self.rho);
         let omr = L::splat(self.one_minus_rho);
         let eps = L::splat(self.eps);

@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::Lane;
+use crate::lane::{GradPrep, Lane};
 use crate::optimizer::optimizer_traits;
 
 /// Adagrad hyperparameters, with `torch.optim.Adagrad`'s names and defaults.
@@ -118,8 +118,7 @@ impl Adagrad {
         Ok(AdagradPlan {
             neg_clr: (-clr) as f32,
             eps: self.eps as f32,
-            weight_decay: (self.weight_decay != 0.0).then_some(self.weight_decay as f32),
-            maximize: self.maximize,
+            prep: GradPrep::l2(self.maximize, self.weight_decay),
         })
     }
 
@@ -155,8 +154,7 @@ impl Adagrad {
 pub struct AdagradPlan {
     neg_clr: f32,
     eps: f32,
-    weight_decay: Option<f32>,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 impl AdagradPlan {
@@ -209,18 +207,18 @@ impl Kernel<1> for AdagradPlan {
     /// The per-element update, in torch's order (see [`Adagrad`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [s]: &mut [L; 1]) -> L {
-        let g = if self.maximize { -g } else { g };
-        let g = match self.weight_decay {
-            Some(wd) => g + p * L::splat(wd),
-            None => g,
-        };
+        let (p, g) = self.prep.apply(p, g);
         *s = *s + g * g;
         let std = s.sqrt() + L::splat(self.eps);
         p + L::splat(self.neg_clr) * g / std
     }
 }
 
-optimizer_traits!(Adagrad, AdagradPlan, fill = |o| o.initial_accumulator_value as f32);
+optimizer_traits!(
+    Adagrad,
+    AdagradPlan,
+    fill = |o| o.initial_accumulator_value as f32
+);
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]

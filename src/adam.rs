@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, Lerp, max_nan};
+use crate::lane::{GradPrep, Lane, Lerp, max_nan};
 use crate::optimizer::optimizer_traits;
 
 /// Adam / AdamW hyperparameters, with `torch.optim.Adam`'s names and defaults.
@@ -144,13 +144,12 @@ impl Adam {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - libm::pow(b1, t);
         let bc2 = 1.0 - libm::pow(b2, t);
-        let decay = if self.weight_decay == 0.0 {
-            Decay::None
-        } else if self.decoupled_weight_decay {
-            Decay::Decoupled((1.0 - self.lr * self.weight_decay) as f32)
-        } else {
-            Decay::L2(self.weight_decay as f32)
-        };
+        let prep = GradPrep::new(
+            self.maximize,
+            self.lr,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+        );
         Ok(AdamPlan {
             kernel: AdamKernel {
                 neg_step_size: (-(self.lr / bc1)) as f32,
@@ -159,8 +158,7 @@ impl Adam {
                 beta2: b2 as f32,
                 one_minus_beta2: (1.0 - b2) as f32,
                 m_lerp: Lerp::new((1.0 - b1) as f32),
-                decay,
-                maximize: self.maximize,
+                prep,
             },
             amsgrad: self.amsgrad,
         })
@@ -255,13 +253,6 @@ impl AdamPlan {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Decay {
-    None,
-    L2(f32),
-    Decoupled(f32),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
 struct AdamKernel {
     neg_step_size: f32,
     bc2_sqrt: f32,
@@ -269,21 +260,14 @@ struct AdamKernel {
     beta2: f32,
     one_minus_beta2: f32,
     m_lerp: Lerp,
-    decay: Decay,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 impl AdamKernel {
     /// The per-element update, in torch's order (see [`Adam`]).
     #[inline(always)]
     fn body<L: Lane>(&self, p: L, g: L, m: &mut L, v: &mut L, vmax: Option<&mut L>) -> L {
-        let mut p = p;
-        let mut g = if self.maximize { -g } else { g };
-        match self.decay {
-            Decay::None => {}
-            Decay::L2(wd) => g = g + p * L::splat(wd),
-            Decay::Decoupled(f) => p = p * L::splat(f),
-        }
+        let (p, g) = self.prep.apply(p, g);
         *m = self.m_lerp.apply(*m, g);
         *v = *v * L::splat(self.beta2) + L::splat(self.one_minus_beta2) * g * g;
         let vhat = match vmax {

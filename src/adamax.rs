@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, Lerp, max_nan};
+use crate::lane::{GradPrep, Lane, Lerp, max_nan};
 use crate::optimizer::optimizer_traits;
 
 /// Adamax hyperparameters, with `torch.optim.Adamax`'s names and defaults.
@@ -115,8 +115,7 @@ impl Adamax {
             eps: self.eps as f32,
             beta2: b2 as f32,
             m_lerp: Lerp::new((1.0 - b1) as f32),
-            weight_decay: (self.weight_decay != 0.0).then_some(self.weight_decay as f32),
-            maximize: self.maximize,
+            prep: GradPrep::l2(self.maximize, self.weight_decay),
         })
     }
 
@@ -154,8 +153,7 @@ pub struct AdamaxPlan {
     eps: f32,
     beta2: f32,
     m_lerp: Lerp,
-    weight_decay: Option<f32>,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 impl AdamaxPlan {
@@ -209,11 +207,7 @@ impl Kernel<2> for AdamaxPlan {
     /// The per-element update, in torch's order (see [`Adamax`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, u]: &mut [L; 2]) -> L {
-        let g = if self.maximize { -g } else { g };
-        let g = match self.weight_decay {
-            Some(wd) => g + p * L::splat(wd),
-            None => g,
-        };
+        let (p, g) = self.prep.apply(p, g);
         *m = self.m_lerp.apply(*m, g);
         *u = max_nan(*u * L::splat(self.beta2), g.abs() + L::splat(self.eps));
         p + L::splat(self.neg_clr) * *m / *u

@@ -194,6 +194,55 @@ impl Lerp {
     }
 }
 
+/// What every optimizer does to the gradient before its own update, decided once per step:
+/// negate it for `maximize`, then apply torch's weight decay, either as an L2 term on the
+/// gradient (`g + wd·p`) or decoupled on the parameter (`p·(1 − lr·wd)`, AdamW-style).
+/// A weight decay of zero does nothing at all, as in torch (no `+ 0·p`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct GradPrep {
+    maximize: bool,
+    decay: Decay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Decay {
+    None,
+    L2(f32),
+    Decoupled(f32),
+}
+
+impl GradPrep {
+    /// L2 weight decay on the gradient.
+    #[inline]
+    pub(crate) fn l2(maximize: bool, weight_decay: f64) -> Self {
+        GradPrep::new(maximize, 0.0, weight_decay, false)
+    }
+
+    /// L2 or decoupled weight decay; the decoupled factor `1 − lr·wd` is computed in f64.
+    #[inline]
+    pub(crate) fn new(maximize: bool, lr: f64, weight_decay: f64, decoupled: bool) -> Self {
+        let decay = if weight_decay == 0.0 {
+            Decay::None
+        } else if decoupled {
+            Decay::Decoupled((1.0 - lr * weight_decay) as f32)
+        } else {
+            Decay::L2(weight_decay as f32)
+        };
+        GradPrep { maximize, decay }
+    }
+
+    /// Returns the (possibly decayed) parameter and the gradient to use.
+    #[inline(always)]
+    pub(crate) fn apply<L: Lane>(self, p: L, g: L) -> (L, L) {
+        let g = if self.maximize { -g } else { g };
+        match self.decay {
+            Decay::None => (p, g),
+            Decay::L2(wd) => (p, g + p * L::splat(wd)),
+            Decay::Decoupled(f) => (p * L::splat(f), g),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

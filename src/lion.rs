@@ -5,7 +5,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, sign_torch};
+use crate::lane::{GradPrep, Lane, sign_torch};
 use crate::optimizer::optimizer_traits;
 
 /// Lion hyperparameters, with the names and defaults of the authors' PyTorch code (Lion is not
@@ -113,12 +113,11 @@ impl Lion {
         let (b1, b2) = self.betas;
         Ok(LionPlan {
             neg_lr: (-self.lr) as f32,
-            decay: (self.weight_decay != 0.0).then_some((1.0 - self.lr * self.weight_decay) as f32),
+            prep: GradPrep::new(self.maximize, self.lr, self.weight_decay, true),
             beta1: b1 as f32,
             one_minus_beta1: (1.0 - b1) as f32,
             beta2: b2 as f32,
             one_minus_beta2: (1.0 - b2) as f32,
-            maximize: self.maximize,
         })
     }
 
@@ -153,12 +152,11 @@ impl Lion {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LionPlan {
     neg_lr: f32,
-    decay: Option<f32>,
+    prep: GradPrep,
     beta1: f32,
     one_minus_beta1: f32,
     beta2: f32,
     one_minus_beta2: f32,
-    maximize: bool,
 }
 
 impl LionPlan {
@@ -211,11 +209,7 @@ impl Kernel<1> for LionPlan {
     /// The per-element update, in the reference code's order (see [`Lion`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m]: &mut [L; 1]) -> L {
-        let g = if self.maximize { -g } else { g };
-        let p = match self.decay {
-            Some(f) => p * L::splat(f),
-            None => p,
-        };
+        let (p, g) = self.prep.apply(p, g);
         let c = *m * L::splat(self.beta1) + g * L::splat(self.one_minus_beta1);
         let p = p + sign_torch(c) * L::splat(self.neg_lr);
         *m = *m * L::splat(self.beta2) + g * L::splat(self.one_minus_beta2);

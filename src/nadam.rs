@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, Lerp};
+use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::{Optimizer, StepPlan};
 
 /// NAdam hyperparameters, with `torch.optim.NAdam`'s names and defaults.
@@ -173,13 +173,12 @@ impl NAdam {
         let mu_product = scalars.mu_product * mu as f32;
         let mu_product_f64 = f64::from(mu_product);
         let mu_product_next = mu_product_f64 * mu_next;
-        let decay = if self.weight_decay == 0.0 {
-            Decay::None
-        } else if self.decoupled_weight_decay {
-            Decay::Decoupled((1.0 - self.lr * self.weight_decay) as f32)
-        } else {
-            Decay::L2(self.weight_decay as f32)
-        };
+        let prep = GradPrep::new(
+            self.maximize,
+            self.lr,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+        );
         Ok(NAdamPlan {
             kernel: NAdamKernel {
                 grad_coeff: (-self.lr * (1.0 - mu) / (1.0 - mu_product_f64)) as f32,
@@ -189,8 +188,7 @@ impl NAdam {
                 beta2: b2 as f32,
                 one_minus_beta2: (1.0 - b2) as f32,
                 m_lerp: Lerp::new((1.0 - b1) as f32),
-                decay,
-                maximize: self.maximize,
+                prep,
             },
             after: NAdamScalars { mu_product },
         })
@@ -302,13 +300,6 @@ impl NAdamPlan {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Decay {
-    None,
-    L2(f32),
-    Decoupled(f32),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
 struct NAdamKernel {
     /// `−lr·(1 − μ_t)/(1 − Π_t)`.
     grad_coeff: f32,
@@ -319,21 +310,14 @@ struct NAdamKernel {
     beta2: f32,
     one_minus_beta2: f32,
     m_lerp: Lerp,
-    decay: Decay,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 impl Kernel<2> for NAdamKernel {
     /// The per-element update, in torch's order (see [`NAdam`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v]: &mut [L; 2]) -> L {
-        let mut p = p;
-        let mut g = if self.maximize { -g } else { g };
-        match self.decay {
-            Decay::None => {}
-            Decay::L2(wd) => g = g + p * L::splat(wd),
-            Decay::Decoupled(f) => p = p * L::splat(f),
-        }
+        let (p, g) = self.prep.apply(p, g);
         *m = self.m_lerp.apply(*m, g);
         *v = *v * L::splat(self.beta2) + L::splat(self.one_minus_beta2) * g * g;
         let denom = (*v / L::splat(self.bc2)).sqrt() + L::splat(self.eps);

@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, Lerp};
+use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::optimizer_traits;
 
 /// RAdam hyperparameters, with `torch.optim.RAdam`'s names and defaults.
@@ -146,13 +146,12 @@ impl RAdam {
         } else {
             None
         };
-        let decay = if self.weight_decay == 0.0 {
-            Decay::None
-        } else if self.decoupled_weight_decay {
-            Decay::Decoupled((1.0 - self.lr * self.weight_decay) as f32)
-        } else {
-            Decay::L2(self.weight_decay as f32)
-        };
+        let prep = GradPrep::new(
+            self.maximize,
+            self.lr,
+            self.weight_decay,
+            self.decoupled_weight_decay,
+        );
         Ok(RAdamPlan {
             lr: self.lr as f32,
             bc1: bc1 as f32,
@@ -160,8 +159,7 @@ impl RAdam {
             beta2: b2 as f32,
             one_minus_beta2: (1.0 - b2) as f32,
             m_lerp: Lerp::new((1.0 - b1) as f32),
-            decay,
-            maximize: self.maximize,
+            prep,
         })
     }
 
@@ -201,8 +199,7 @@ pub struct RAdamPlan {
     beta2: f32,
     one_minus_beta2: f32,
     m_lerp: Lerp,
-    decay: Decay,
-    maximize: bool,
+    prep: GradPrep,
 }
 
 /// The scalars of a rectified step (`ρ_t > 5`).
@@ -211,13 +208,6 @@ struct Rectified {
     bc2_sqrt: f32,
     eps: f32,
     rect: f32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Decay {
-    None,
-    L2(f32),
-    Decoupled(f32),
 }
 
 impl RAdamPlan {
@@ -271,13 +261,7 @@ impl Kernel<2> for RAdamPlan {
     /// The per-element update, in torch's order (see [`RAdam`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v]: &mut [L; 2]) -> L {
-        let mut p = p;
-        let mut g = if self.maximize { -g } else { g };
-        match self.decay {
-            Decay::None => {}
-            Decay::L2(wd) => g = g + p * L::splat(wd),
-            Decay::Decoupled(f) => p = p * L::splat(f),
-        }
+        let (p, g) = self.prep.apply(p, g);
         *m = self.m_lerp.apply(*m, g);
         *v = *v * L::splat(self.beta2) + L::splat(self.one_minus_beta2) * g * g;
         let scaled = *m / L::splat(self.bc1) * L::splat(self.lr);

@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::{Lane, Lerp};
+use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::optimizer_traits;
 
 /// RMSprop hyperparameters, with `torch.optim.RMSprop`'s names and defaults.
@@ -139,9 +139,8 @@ impl RMSprop {
             ga_lerp: Lerp::new((1.0 - self.alpha) as f32),
             eps: self.eps as f32,
             momentum: (self.momentum > 0.0).then_some(self.momentum as f32),
-            weight_decay: (self.weight_decay != 0.0).then_some(self.weight_decay as f32),
+            prep: GradPrep::l2(self.maximize, self.weight_decay),
             centered: self.centered,
-            maximize: self.maximize,
         })
     }
 
@@ -182,9 +181,8 @@ pub struct RMSpropPlan {
     ga_lerp: Lerp,
     eps: f32,
     momentum: Option<f32>,
-    weight_decay: Option<f32>,
+    prep: GradPrep,
     centered: bool,
-    maximize: bool,
 }
 
 impl RMSpropPlan {
@@ -258,11 +256,7 @@ impl RMSpropPlan {
     /// The per-element update, in torch's order (see [`RMSprop`]).
     #[inline(always)]
     fn body<L: Lane>(&self, p: L, g: L, v: &mut L, buf: Option<&mut L>, ga: Option<&mut L>) -> L {
-        let g = if self.maximize { -g } else { g };
-        let g = match self.weight_decay {
-            Some(wd) => g + p * L::splat(wd),
-            None => g,
-        };
+        let (p, g) = self.prep.apply(p, g);
         *v = *v * L::splat(self.alpha) + L::splat(self.one_minus_alpha) * g * g;
         let avg = match ga {
             Some(ga) => {

@@ -4,7 +4,7 @@
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, finite, non_negative, step_number};
 use crate::kernel::{Kernel, split_state};
-use crate::lane::Lane;
+use crate::lane::{GradPrep, Lane};
 use crate::optimizer::optimizer_traits;
 
 /// SGD hyperparameters, with `torch.optim.SGD`'s names and defaults.
@@ -124,13 +124,12 @@ impl Sgd {
         step_number(step)?;
         Ok(SgdPlan {
             neg_lr: (-self.lr) as f32,
-            weight_decay: (self.weight_decay != 0.0).then_some(self.weight_decay as f32),
+            prep: GradPrep::l2(self.maximize, self.weight_decay),
             momentum: self.momentum as f32,
             one_minus_dampening: (1.0 - self.dampening) as f32,
             has_momentum: self.momentum != 0.0,
             first: step == 1,
             nesterov: self.nesterov,
-            maximize: self.maximize,
         })
     }
 
@@ -161,13 +160,12 @@ impl Sgd {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdPlan {
     neg_lr: f32,
-    weight_decay: Option<f32>,
+    prep: GradPrep,
     momentum: f32,
     one_minus_dampening: f32,
     has_momentum: bool,
     first: bool,
     nesterov: bool,
-    maximize: bool,
 }
 
 impl SgdPlan {
@@ -222,11 +220,7 @@ impl SgdPlan {
 
     #[inline(always)]
     fn grad<L: Lane>(&self, p: L, g: L) -> L {
-        let g = if self.maximize { -g } else { g };
-        match self.weight_decay {
-            Some(wd) => g + p * L::splat(wd),
-            None => g,
-        }
+        self.prep.apply(p, g).1
     }
 }
 
