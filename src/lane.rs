@@ -68,7 +68,7 @@ impl Lane for f32 {
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        libm::sqrtf(self)
+        crate::dispatch::sqrt_f32(self)
     }
     #[inline(always)]
     fn abs(self) -> Self {
@@ -91,14 +91,31 @@ impl Lane for f32 {
 
 use wide::f32x8;
 
-/// True when `wide` computes `f32x8::sqrt` with a hardware instruction (correctly rounded).
-/// Elsewhere wide falls back to a software f64 square root, which is not guaranteed to round
-/// like `sqrtf`, so the portable path uses `libm::sqrtf` per lane instead.
-const WIDE_HW_SQRT: bool = cfg!(any(
+/// True when `wide` uses SIMD instructions on this target (SSE on x86, simd128 on wasm, NEON on
+/// aarch64). Elsewhere (Arm M-profile, RISC-V, ...) wide emulates its vectors with arrays, and
+/// its `sqrt` becomes a software f64 square root that is not guaranteed to round like `sqrtf`.
+const WIDE_SIMD: bool = cfg!(any(
     target_feature = "sse",
     target_feature = "simd128",
     all(target_feature = "neon", target_arch = "aarch64")
 ));
+
+/// The lane type of [`Backend::Portable`](crate::Backend::Portable): `wide::f32x8` where wide
+/// has SIMD instructions, and the scalar loop elsewhere, where an 8-wide array emulation would
+/// cost flash and stack for no speed (the results are the same bits either way).
+#[cfg(any(
+    target_feature = "sse",
+    target_feature = "simd128",
+    all(target_feature = "neon", target_arch = "aarch64")
+))]
+pub(crate) type PortableLane = f32x8;
+/// See the SIMD variant above.
+#[cfg(not(any(
+    target_feature = "sse",
+    target_feature = "simd128",
+    all(target_feature = "neon", target_arch = "aarch64")
+)))]
+pub(crate) type PortableLane = f32;
 
 impl Lane for f32x8 {
     type Mask = f32x8;
@@ -123,10 +140,10 @@ impl Lane for f32x8 {
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        if WIDE_HW_SQRT {
+        if WIDE_SIMD {
             f32x8::sqrt(self)
         } else {
-            f32x8::new(self.to_array().map(libm::sqrtf))
+            f32x8::new(self.to_array().map(crate::dispatch::sqrt_f32))
         }
     }
     #[inline(always)]

@@ -9,6 +9,7 @@ use core::fmt;
 
 use crate::Error;
 use crate::kernel::{Fold, Kernel, drive, drive_fold, drive_fold_mut};
+use crate::lane::{Lane, PortableLane};
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -131,6 +132,51 @@ impl fmt::Display for Backend {
     }
 }
 
+/// Work written once, generic over the lane type; [`with_backend`] chooses the lane.
+pub(crate) trait LaneJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job with lane type `L`.
+    fn run<L: Lane>(self) -> Self::Output;
+}
+
+/// Runs `job` on `backend`: the one place that maps a backend to a lane type and, on x86_64,
+/// enters the target-feature functions.
+#[inline]
+pub(crate) fn with_backend<J: LaneJob>(backend: Backend, job: J) -> Result<J::Output, Error> {
+    match backend {
+        Backend::Scalar => Ok(job.run::<f32>()),
+        Backend::Portable => Ok(job.run::<PortableLane>()),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 if x86::has_avx2() => {
+            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
+            Ok(unsafe { x86::with_avx2(job) })
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 if x86::has_avx512() => {
+            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
+            Ok(unsafe { x86::with_avx512(job) })
+        }
+        Backend::Avx2 | Backend::Avx512 => Err(Error::BackendUnavailable(backend)),
+    }
+}
+
+/// [`drive`] as a job.
+struct Drive<'a, 'k, K, const S: usize> {
+    k: &'k K,
+    p: &'a mut [f32],
+    g: &'a [f32],
+    s: [&'a mut [f32]; S],
+}
+
+impl<K: Kernel<S>, const S: usize> LaneJob for Drive<'_, '_, K, S> {
+    type Output = ();
+    #[inline(always)]
+    fn run<L: Lane>(self) {
+        drive::<L, K, S>(self.k, self.p, self.g, self.s);
+    }
+}
+
 /// Runs kernel `k` over buffers whose lengths the caller has already checked to be equal.
 #[inline]
 pub(crate) fn run<K: Kernel<S>, const S: usize>(
@@ -140,22 +186,22 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
     g: &[f32],
     s: [&mut [f32]; S],
 ) -> Result<(), Error> {
-    match backend {
-        Backend::Scalar => drive::<f32, K, S>(k, p, g, s),
-        Backend::Portable => drive::<wide::f32x8, K, S>(k, p, g, s),
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 if x86::has_avx2() => {
-            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::run_avx2(k, p, g, s) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 if x86::has_avx512() => {
-            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::run_avx512(k, p, g, s) }
-        }
-        Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
+    with_backend(backend, Drive { k, p, g, s })
+}
+
+/// [`drive_fold_mut`] as a job.
+struct FoldMut<'a, 'k, K> {
+    k: &'k K,
+    x: &'a mut [f32],
+    acc: f32,
+}
+
+impl<K: Fold> LaneJob for FoldMut<'_, '_, K> {
+    type Output = f32;
+    #[inline(always)]
+    fn run<L: Lane>(self) -> f32 {
+        drive_fold_mut::<L, K>(self.k, self.x, self.acc)
     }
-    Ok(())
 }
 
 /// Runs the in-place fold `k` over `x` (see [`Fold`]) and returns the accumulator combined
@@ -167,21 +213,22 @@ pub(crate) fn run_fold_mut<K: Fold>(
     x: &mut [f32],
     acc: f32,
 ) -> Result<f32, Error> {
-    Ok(match backend {
-        Backend::Scalar => drive_fold_mut::<f32, K>(k, x, acc),
-        Backend::Portable => drive_fold_mut::<wide::f32x8, K>(k, x, acc),
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 if x86::has_avx2() => {
-            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::fold_mut_avx2(k, x, acc) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 if x86::has_avx512() => {
-            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::fold_mut_avx512(k, x, acc) }
-        }
-        Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
-    })
+    with_backend(backend, FoldMut { k, x, acc })
+}
+
+/// [`drive_fold`] as a job.
+struct FoldRead<'a, 'k, K> {
+    k: &'k K,
+    x: &'a [f32],
+    acc: f32,
+}
+
+impl<K: Fold> LaneJob for FoldRead<'_, '_, K> {
+    type Output = f32;
+    #[inline(always)]
+    fn run<L: Lane>(self) -> f32 {
+        drive_fold::<L, K>(self.k, self.x, self.acc)
+    }
 }
 
 /// Runs the read-only fold `k` over `x` (see [`Fold`]) and returns the accumulator combined
@@ -193,19 +240,40 @@ pub(crate) fn run_fold<K: Fold>(
     x: &[f32],
     acc: f32,
 ) -> Result<f32, Error> {
-    Ok(match backend {
-        Backend::Scalar => drive_fold::<f32, K>(k, x, acc),
-        Backend::Portable => drive_fold::<wide::f32x8, K>(k, x, acc),
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 if x86::has_avx2() => {
-            // SAFETY: AVX2 support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::fold_avx2(k, x, acc) }
+    with_backend(backend, FoldRead { k, x, acc })
+}
+
+/// Correctly rounded `f32` square root for the scalar lane.
+///
+/// On hard-float Arm (Cortex-M4F/M7, armv7 eabihf) this is the FPU's `VSQRT.F32`, which IEEE 754
+/// requires to be correctly rounded; `libm::sqrtf` would run a software routine there. Elsewhere
+/// `libm::sqrtf` is exact and already uses the hardware instruction where it has one.
+#[inline(always)]
+pub(crate) fn sqrt_f32(x: f32) -> f32 {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    {
+        let bits: u32;
+        // SAFETY: eabihf targets have a VFP unit with VSQRT.F32. The block only reads and
+        // writes the named integer registers and s0, which it saves and restores, touches no
+        // memory, no stack and no flags. (s0 is used through integer moves because Rust only
+        // offers the `sreg` class with the double-precision `vfp2` feature.)
+        unsafe {
+            core::arch::asm!(
+                "vmov {saved}, s0",
+                "vmov s0, {x}",
+                "vsqrt.f32 s0, s0",
+                "vmov {r}, s0",
+                "vmov s0, {saved}",
+                x = in(reg) x.to_bits(),
+                r = lateout(reg) bits,
+                saved = out(reg) _,
+                options(pure, nomem, nostack, preserves_flags),
+            );
         }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 if x86::has_avx512() => {
-            // SAFETY: AVX-512F support was just confirmed by CPUID/XGETBV.
-            unsafe { x86::fold_avx512(k, x, acc) }
-        }
-        Backend::Avx2 | Backend::Avx512 => return Err(Error::BackendUnavailable(backend)),
-    })
+        f32::from_bits(bits)
+    }
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    {
+        libm::sqrtf(x)
+    }
 }

@@ -10,7 +10,7 @@ use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::kernel::{Fold, Kernel, drive, drive_fold, drive_fold_mut};
+use super::LaneJob;
 use crate::lane::Lane;
 
 const AVX2: u8 = 1;
@@ -257,66 +257,20 @@ unsafe fn _mm512_xor_ps_f(a: __m512, b: __m512) -> __m512 {
     }
 }
 
-/// Runs `k` with 256-bit AVX registers.
+/// Runs `job` with 256-bit AVX registers.
 ///
 /// # Safety
 /// The CPU and OS must support AVX2 ([`has_avx2`]).
 #[target_feature(enable = "avx,avx2")]
-pub(crate) unsafe fn run_avx2<K: Kernel<S>, const S: usize>(
-    k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: [&mut [f32]; S],
-) {
-    drive::<Avx2Lane, K, S>(k, p, g, s);
+pub(crate) unsafe fn with_avx2<J: LaneJob>(job: J) -> J::Output {
+    job.run::<Avx2Lane>()
 }
 
-/// Runs `k` with 512-bit AVX-512F registers.
+/// Runs `job` with 512-bit AVX-512F registers.
 ///
 /// # Safety
 /// The CPU and OS must support AVX-512F ([`has_avx512`]).
 #[target_feature(enable = "avx,avx2,avx512f")]
-pub(crate) unsafe fn run_avx512<K: Kernel<S>, const S: usize>(
-    k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: [&mut [f32]; S],
-) {
-    drive::<Avx512Lane, K, S>(k, p, g, s);
-}
-
-/// Runs the in-place fold `k` with 256-bit AVX registers.
-///
-/// # Safety
-/// The CPU and OS must support AVX2 ([`has_avx2`]).
-#[target_feature(enable = "avx,avx2")]
-pub(crate) unsafe fn fold_mut_avx2<K: Fold>(k: &K, x: &mut [f32], acc: f32) -> f32 {
-    drive_fold_mut::<Avx2Lane, K>(k, x, acc)
-}
-
-/// Runs the in-place fold `k` with 512-bit AVX-512F registers.
-///
-/// # Safety
-/// The CPU and OS must support AVX-512F ([`has_avx512`]).
-#[target_feature(enable = "avx,avx2,avx512f")]
-pub(crate) unsafe fn fold_mut_avx512<K: Fold>(k: &K, x: &mut [f32], acc: f32) -> f32 {
-    drive_fold_mut::<Avx512Lane, K>(k, x, acc)
-}
-
-/// Runs the read-only fold `k` with 256-bit AVX registers.
-///
-/// # Safety
-/// The CPU and OS must support AVX2 ([`has_avx2`]).
-#[target_feature(enable = "avx,avx2")]
-pub(crate) unsafe fn fold_avx2<K: Fold>(k: &K, x: &[f32], acc: f32) -> f32 {
-    drive_fold::<Avx2Lane, K>(k, x, acc)
-}
-
-/// Runs the read-only fold `k` with 512-bit AVX-512F registers.
-///
-/// # Safety
-/// The CPU and OS must support AVX-512F ([`has_avx512`]).
-#[target_feature(enable = "avx,avx2,avx512f")]
-pub(crate) unsafe fn fold_avx512<K: Fold>(k: &K, x: &[f32], acc: f32) -> f32 {
-    drive_fold::<Avx512Lane, K>(k, x, acc)
+pub(crate) unsafe fn with_avx512<J: LaneJob>(job: J) -> J::Output {
+    job.run::<Avx512Lane>()
 }
