@@ -1,0 +1,697 @@
+//! The C ABI against the header, the Rust API and values derived by hand.
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::vec_init_then_push
+)]
+// SAFETY (every `unsafe` block below): each call passes pointers to live local arrays or
+// vectors of exactly the lengths given (or NULL / misaligned / overlapping pointers on purpose,
+// which the functions reject before dereferencing), and hyperparameter structs by reference.
+#![allow(
+    clippy::undocumented_unsafe_blocks,
+    reason = "one safety argument for every call, above"
+)]
+
+use super::*;
+use core::mem::{offset_of, size_of};
+use std::collections::BTreeSet;
+use std::vec::Vec;
+
+const HEADER: &str = include_str!("../include/fused_optim.h");
+
+/// Every exported function, each coerced to the exact prototype the header declares: a
+/// signature change on the Rust side stops this from compiling, and the name list is compared
+/// with the header below (the C side takes the same prototypes in tests/c_abi_check.c).
+fn exported() -> Vec<(&'static str, usize)> {
+    type Step<C> =
+        unsafe extern "C" fn(*const C, u64, *mut f32, *const f32, usize, *mut f32, usize) -> c_int;
+    type Validate<C> = unsafe extern "C" fn(*const C) -> c_int;
+    type StateLen<C> = unsafe extern "C" fn(*const C, usize) -> usize;
+    type Init<C> = unsafe extern "C" fn(*const C, *mut f32, usize) -> c_int;
+    type Default<C> = extern "C" fn() -> C;
+    type NadamStep = unsafe extern "C" fn(
+        *const FoNadam,
+        u64,
+        *const FoNadamScalars,
+        *mut FoNadamScalars,
+        *mut f32,
+        *const f32,
+        usize,
+        *mut f32,
+        usize,
+    ) -> c_int;
+    macro_rules! four {
+        ($v:ident, $c:ty, $d:ident, $val:ident, $len:ident, $init:ident) => {
+            $v.push((stringify!($d), $d as Default<$c> as usize));
+            $v.push((stringify!($val), $val as Validate<$c> as usize));
+            $v.push((stringify!($len), $len as StateLen<$c> as usize));
+            $v.push((stringify!($init), $init as Init<$c> as usize));
+        };
+    }
+    let mut v: Vec<(&'static str, usize)> = Vec::new();
+    v.push((
+        "fo_status_message",
+        fo_status_message as extern "C" fn(c_int) -> *const core::ffi::c_char as usize,
+    ));
+    four!(
+        v,
+        FoSgd,
+        fo_sgd_default,
+        fo_sgd_validate,
+        fo_sgd_state_len,
+        fo_sgd_init_state
+    );
+    v.push(("fo_sgd_step", fo_sgd_step as Step<FoSgd> as usize));
+    four!(
+        v,
+        FoAdam,
+        fo_adam_default,
+        fo_adam_validate,
+        fo_adam_state_len,
+        fo_adam_init_state
+    );
+    v.push(("fo_adam_step", fo_adam_step as Step<FoAdam> as usize));
+    v.push((
+        "fo_adamw_default",
+        fo_adamw_default as Default<FoAdam> as usize,
+    ));
+    four!(
+        v,
+        FoAdagrad,
+        fo_adagrad_default,
+        fo_adagrad_validate,
+        fo_adagrad_state_len,
+        fo_adagrad_init_state
+    );
+    v.push((
+        "fo_adagrad_step",
+        fo_adagrad_step as Step<FoAdagrad> as usize,
+    ));
+    four!(
+        v,
+        FoAdadelta,
+        fo_adadelta_default,
+        fo_adadelta_validate,
+        fo_adadelta_state_len,
+        fo_adadelta_init_state
+    );
+    v.push((
+        "fo_adadelta_step",
+        fo_adadelta_step as Step<FoAdadelta> as usize,
+    ));
+    four!(
+        v,
+        FoRmsprop,
+        fo_rmsprop_default,
+        fo_rmsprop_validate,
+        fo_rmsprop_state_len,
+        fo_rmsprop_init_state
+    );
+    v.push((
+        "fo_rmsprop_step",
+        fo_rmsprop_step as Step<FoRmsprop> as usize,
+    ));
+    four!(
+        v,
+        FoAdamax,
+        fo_adamax_default,
+        fo_adamax_validate,
+        fo_adamax_state_len,
+        fo_adamax_init_state
+    );
+    v.push(("fo_adamax_step", fo_adamax_step as Step<FoAdamax> as usize));
+    four!(
+        v,
+        FoNadam,
+        fo_nadam_default,
+        fo_nadam_validate,
+        fo_nadam_state_len,
+        fo_nadam_init_state
+    );
+    v.push(("fo_nadam_step", fo_nadam_step as NadamStep as usize));
+    v.push((
+        "fo_nadam_scalars_default",
+        fo_nadam_scalars_default as Default<FoNadamScalars> as usize,
+    ));
+    four!(
+        v,
+        FoRadam,
+        fo_radam_default,
+        fo_radam_validate,
+        fo_radam_state_len,
+        fo_radam_init_state
+    );
+    v.push(("fo_radam_step", fo_radam_step as Step<FoRadam> as usize));
+    four!(
+        v,
+        FoLion,
+        fo_lion_default,
+        fo_lion_validate,
+        fo_lion_state_len,
+        fo_lion_init_state
+    );
+    v.push(("fo_lion_step", fo_lion_step as Step<FoLion> as usize));
+    v
+}
+
+/// Function names declared in the header: identifiers `fo_…` directly followed by `(`.
+fn header_functions() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in HEADER.lines() {
+        let line = line.trim_start();
+        if line.starts_with("//")
+            || line.starts_with('*')
+            || line.starts_with("/*")
+            || line.starts_with('#')
+        {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while let Some(pos) = line[i..].find("fo_") {
+            let start = i + pos;
+            let boundary = start == 0
+                || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+            let end = start
+                + line[start..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(line.len() - start);
+            if boundary && line[end..].starts_with('(') {
+                out.insert(line[start..end].to_string());
+            }
+            i = end;
+        }
+    }
+    out
+}
+
+use std::string::{String, ToString};
+
+#[test]
+fn header_declares_exactly_the_exported_functions() {
+    let rust: BTreeSet<String> = exported().iter().map(|(n, _)| n.to_string()).collect();
+    let header = header_functions();
+    assert!(rust.len() >= 40, "{} exported functions", rust.len());
+    assert_eq!(rust, header, "Rust exports vs header declarations");
+    // Distinct addresses: no two names bound to one function by mistake.
+    let addrs: BTreeSet<usize> = exported().iter().map(|(_, a)| *a).collect();
+    assert_eq!(addrs.len(), rust.len());
+}
+
+#[test]
+fn header_status_codes_match() {
+    for (name, value) in [
+        ("FO_OK", FO_OK),
+        ("FO_ERR_POINTER", FO_ERR_POINTER),
+        (
+            "FO_ERR_INVALID_HYPERPARAMETER",
+            FO_ERR_INVALID_HYPERPARAMETER,
+        ),
+        ("FO_ERR_INVALID_COMBINATION", FO_ERR_INVALID_COMBINATION),
+        ("FO_ERR_INVALID_STEP", FO_ERR_INVALID_STEP),
+        ("FO_ERR_LENGTH", FO_ERR_LENGTH),
+        ("FO_ERR_OVERLAP", FO_ERR_OVERLAP),
+        ("FO_ERR_OTHER", FO_ERR_OTHER),
+    ] {
+        let want = std::format!("#define {name} ({value})");
+        assert!(HEADER.contains(&want), "header lacks `{want}`");
+    }
+}
+
+/// The struct layouts the header's `_Static_assert`s pin (tests/c_abi_check.c compiles them):
+/// `f64` fields first, then `int32_t` flags, padded to 8.
+#[test]
+fn struct_layouts_match_the_header() {
+    assert_eq!(
+        (
+            size_of::<FoSgd>(),
+            offset_of!(FoSgd, nesterov),
+            offset_of!(FoSgd, maximize)
+        ),
+        (40, 32, 36)
+    );
+    assert_eq!(
+        (
+            size_of::<FoAdam>(),
+            offset_of!(FoAdam, amsgrad),
+            offset_of!(FoAdam, decoupled_weight_decay)
+        ),
+        (56, 40, 48)
+    );
+    assert_eq!(
+        (size_of::<FoAdagrad>(), offset_of!(FoAdagrad, maximize)),
+        (48, 40)
+    );
+    assert_eq!(
+        (size_of::<FoAdadelta>(), offset_of!(FoAdadelta, maximize)),
+        (40, 32)
+    );
+    assert_eq!(
+        (
+            size_of::<FoRmsprop>(),
+            offset_of!(FoRmsprop, centered),
+            offset_of!(FoRmsprop, maximize)
+        ),
+        (48, 40, 44)
+    );
+    assert_eq!(
+        (size_of::<FoAdamax>(), offset_of!(FoAdamax, maximize)),
+        (48, 40)
+    );
+    assert_eq!(
+        (
+            size_of::<FoNadam>(),
+            offset_of!(FoNadam, decoupled_weight_decay),
+            offset_of!(FoNadam, maximize)
+        ),
+        (56, 48, 52)
+    );
+    assert_eq!(size_of::<FoNadamScalars>(), 4);
+    assert_eq!(
+        (
+            size_of::<FoRadam>(),
+            offset_of!(FoRadam, decoupled_weight_decay),
+            offset_of!(FoRadam, maximize)
+        ),
+        (48, 40, 44)
+    );
+    assert_eq!(
+        (size_of::<FoLion>(), offset_of!(FoLion, maximize)),
+        (40, 32)
+    );
+    for (s, n) in [
+        ("sizeof(FoSgd) == 40", 0),
+        ("sizeof(FoAdam) == 56", 0),
+        ("sizeof(FoAdagrad) == 48", 0),
+        ("sizeof(FoAdadelta) == 40", 0),
+        ("sizeof(FoRmsprop) == 48", 0),
+        ("sizeof(FoAdamax) == 48", 0),
+        ("sizeof(FoNadam) == 56", 0),
+        ("sizeof(FoRadam) == 48", 0),
+        ("sizeof(FoLion) == 40", 0),
+    ] {
+        let _ = n;
+        assert!(
+            HEADER.contains(s),
+            "header lacks the static assertion `{s}`"
+        );
+    }
+}
+
+/// Hand-derived SGD values, the same inputs and bits as tests/c_smoke.c. lr = 0.25,
+/// momentum = 0.5, every value a short binary fraction, so every operation is exact:
+/// step 1: b = g1, p = p0 − 0.25·b; step 2: b = 0.5·b + g2, p = p1 − 0.25·b.
+#[test]
+fn sgd_by_hand() {
+    let opt = FoSgd {
+        lr: 0.25,
+        momentum: 0.5,
+        ..fo_sgd_default()
+    };
+    let mut p = [1.0f32, -2.0, 0.5, 3.0];
+    let mut b = [9.0f32; 4]; // step 1 ignores the buffer's contents, as torch does
+    assert_eq!(unsafe { fo_sgd_state_len(&opt, 4) }, 4);
+    let g1 = [0.5f32, 1.0, -2.0, 0.0];
+    let g2 = [1.0f32, -1.0, 0.5, 4.0];
+    assert_eq!(
+        unsafe { fo_sgd_step(&opt, 1, p.as_mut_ptr(), g1.as_ptr(), 4, b.as_mut_ptr(), 4) },
+        FO_OK
+    );
+    assert_eq!(p, [0.875, -2.25, 1.0, 3.0]);
+    assert_eq!(
+        unsafe { fo_sgd_step(&opt, 2, p.as_mut_ptr(), g2.as_ptr(), 4, b.as_mut_ptr(), 4) },
+        FO_OK
+    );
+    assert_eq!(b, [1.25, -0.5, -0.5, 4.0]);
+    assert_eq!(p, [0.5625, -2.125, 1.125, 2.0]);
+}
+
+/// Hand-derived Adam values, the same as tests/c_smoke.c. lr = 0.75, β = (0.5, 0), eps = 1:
+/// with β2 = 0, v = g² and √(1 − β2ᵗ) = 1, so the denominator is |g| + 1; the step sizes
+/// lr/(1 − β1ᵗ) are 1.5 then 1; m = lerp(m, g, 0.5) = g − 0.5·(g − m). Every value is a short
+/// binary fraction, so every operation is exact.
+#[test]
+fn adam_by_hand() {
+    let opt = FoAdam {
+        lr: 0.75,
+        beta1: 0.5,
+        beta2: 0.0,
+        eps: 1.0,
+        ..fo_adam_default()
+    };
+    let mut p = [1.0f32, -2.0, 0.5, 3.0];
+    let mut s = [0.0f32; 8];
+    assert_eq!(unsafe { fo_adam_state_len(&opt, 4) }, 8);
+    let g1 = [1.0f32, -3.0, 0.0, 7.0];
+    let g2 = [-1.0f32, 1.0, 3.0, 7.0];
+    assert_eq!(
+        unsafe { fo_adam_step(&opt, 1, p.as_mut_ptr(), g1.as_ptr(), 4, s.as_mut_ptr(), 8) },
+        FO_OK
+    );
+    // m = g/2; p −= 1.5·m/(|g| + 1)
+    assert_eq!(p, [0.625, -1.4375, 0.5, 2.34375]);
+    assert_eq!(s, [0.5, -1.5, 0.0, 3.5, 1.0, 9.0, 0.0, 49.0]);
+    assert_eq!(
+        unsafe { fo_adam_step(&opt, 2, p.as_mut_ptr(), g2.as_ptr(), 4, s.as_mut_ptr(), 8) },
+        FO_OK
+    );
+    assert_eq!(s, [-0.25, -0.25, 1.5, 5.25, 1.0, 1.0, 9.0, 49.0]);
+    assert_eq!(p, [0.75, -1.3125, 0.125, 1.6875]);
+}
+
+#[test]
+fn defaults_are_torchs() {
+    let a = fo_adam_default();
+    assert_eq!(
+        (a.lr, a.beta1, a.beta2, a.eps, a.weight_decay),
+        (1e-3, 0.9, 0.999, 1e-8, 0.0)
+    );
+    assert_eq!((a.amsgrad, a.maximize, a.decoupled_weight_decay), (0, 0, 0));
+    let w = fo_adamw_default();
+    assert_eq!((w.weight_decay, w.decoupled_weight_decay), (1e-2, 1));
+    let s = fo_sgd_default();
+    assert_eq!(
+        (s.lr, s.momentum, s.dampening, s.weight_decay, s.nesterov),
+        (1e-3, 0.0, 0.0, 0.0, 0)
+    );
+    assert_eq!(fo_nadam_scalars_default().mu_product, 1.0);
+    assert_eq!(fo_rmsprop_default().alpha, 0.99);
+    assert_eq!(fo_adagrad_default().eps, 1e-10);
+    assert_eq!(fo_adadelta_default().rho, 0.9);
+}
+
+/// Runs `steps` steps through the C ABI and through the Rust API on the same inputs and
+/// asserts identical bits (NaN as a class).
+fn same_as_rust<C: CConfig>(
+    c: C,
+    step: unsafe extern "C" fn(
+        *const C,
+        u64,
+        *mut f32,
+        *const f32,
+        usize,
+        *mut f32,
+        usize,
+    ) -> c_int,
+    init: unsafe extern "C" fn(*const C, *mut f32, usize) -> c_int,
+) {
+    let opt = c.to_rust();
+    for n in [0usize, 1, 7, 19, 64] {
+        let len = opt.state_len(n);
+        let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let (mut pc, mut pr) = (p0.clone(), p0);
+        let (mut sc, mut sr) = (std::vec![7.0f32; len], std::vec![0.0f32; len]);
+        assert_eq!(unsafe { init(&c, sc.as_mut_ptr(), len) }, FO_OK);
+        opt.init_state(&mut sr);
+        for t in 1..=4u64 {
+            let g: Vec<f32> = (0..n)
+                .map(|i| ((i as f32 + t as f32) * 1.3).cos())
+                .collect();
+            assert_eq!(
+                unsafe { step(&c, t, pc.as_mut_ptr(), g.as_ptr(), n, sc.as_mut_ptr(), len) },
+                FO_OK
+            );
+            opt.plan(t, &Default::default())
+                .unwrap()
+                .apply(&mut pr, &g, &mut sr)
+                .unwrap();
+            for (a, b) in pc.iter().chain(&sc).zip(pr.iter().chain(&sr)) {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{opt:?} n {n} t {t}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_step_function_gives_the_rust_bits() {
+    same_as_rust(
+        FoSgd {
+            momentum: 0.9,
+            nesterov: 1,
+            ..fo_sgd_default()
+        },
+        fo_sgd_step,
+        fo_sgd_init_state,
+    );
+    same_as_rust(
+        FoAdam {
+            amsgrad: 1,
+            ..fo_adamw_default()
+        },
+        fo_adam_step,
+        fo_adam_init_state,
+    );
+    same_as_rust(
+        FoAdagrad {
+            initial_accumulator_value: 0.5,
+            ..fo_adagrad_default()
+        },
+        fo_adagrad_step,
+        fo_adagrad_init_state,
+    );
+    same_as_rust(
+        fo_adadelta_default(),
+        fo_adadelta_step,
+        fo_adadelta_init_state,
+    );
+    same_as_rust(
+        FoRmsprop {
+            centered: 1,
+            momentum: 0.5,
+            ..fo_rmsprop_default()
+        },
+        fo_rmsprop_step,
+        fo_rmsprop_init_state,
+    );
+    same_as_rust(fo_adamax_default(), fo_adamax_step, fo_adamax_init_state);
+    same_as_rust(
+        FoRadam {
+            decoupled_weight_decay: 1,
+            weight_decay: 0.1,
+            ..fo_radam_default()
+        },
+        fo_radam_step,
+        fo_radam_init_state,
+    );
+    same_as_rust(
+        FoLion {
+            weight_decay: 0.1,
+            ..fo_lion_default()
+        },
+        fo_lion_step,
+        fo_lion_init_state,
+    );
+}
+
+#[test]
+fn nadam_carries_its_scalars() {
+    let c = fo_nadam_default();
+    let opt = c.to_rust();
+    let n = 11;
+    let mut pc = std::vec![0.5f32; n];
+    let mut pr = pc.clone();
+    let (mut sc, mut sr) = (std::vec![0.0f32; 2 * n], std::vec![0.0f32; 2 * n]);
+    let mut scalars = fo_nadam_scalars_default();
+    let mut rs = NAdamScalars::default();
+    for t in 1..=5u64 {
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 - 5.0) * 0.1 * t as f32).collect();
+        let mut after = FoNadamScalars {
+            mu_product: f32::NAN,
+        };
+        let st = unsafe {
+            fo_nadam_step(
+                &c,
+                t,
+                &scalars,
+                &mut after,
+                pc.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                2 * n,
+            )
+        };
+        assert_eq!(st, FO_OK);
+        let plan = opt.plan(t, &rs).unwrap();
+        plan.apply(&mut pr, &g, &mut sr).unwrap();
+        rs = plan.scalars_after();
+        assert_eq!(after.mu_product.to_bits(), rs.mu_product.to_bits());
+        assert_ne!(after.mu_product, 1.0);
+        scalars = after;
+        assert_eq!(pc, pr);
+        assert_eq!(sc, sr);
+    }
+    // NULL scalars are refused; NULL scalars_after is allowed.
+    let g = std::vec![0.1f32; n];
+    assert_eq!(
+        unsafe {
+            fo_nadam_step(
+                &c,
+                1,
+                core::ptr::null(),
+                core::ptr::null_mut(),
+                pc.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                2 * n,
+            )
+        },
+        FO_ERR_POINTER
+    );
+    assert_eq!(
+        unsafe {
+            fo_nadam_step(
+                &c,
+                1,
+                &scalars,
+                core::ptr::null_mut(),
+                pc.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                2 * n,
+            )
+        },
+        FO_OK
+    );
+}
+
+#[test]
+fn errors_have_their_codes_and_write_nothing() {
+    let adam = fo_adam_default();
+    let mut p = [1.0f32; 4];
+    let g = [0.5f32; 4];
+    let mut s = [0.0f32; 8];
+    let null_f = core::ptr::null_mut::<f32>();
+    let call = |opt: &FoAdam, step, p: *mut f32, g: *const f32, n, s: *mut f32, sl| unsafe {
+        fo_adam_step(opt, step, p, g, n, s, sl)
+    };
+    assert_eq!(
+        unsafe {
+            fo_adam_step(
+                core::ptr::null(),
+                1,
+                p.as_mut_ptr(),
+                g.as_ptr(),
+                4,
+                s.as_mut_ptr(),
+                8,
+            )
+        },
+        FO_ERR_POINTER
+    );
+    assert_eq!(
+        call(&adam, 1, null_f, g.as_ptr(), 4, s.as_mut_ptr(), 8),
+        FO_ERR_POINTER
+    );
+    assert_eq!(
+        call(
+            &adam,
+            1,
+            p.as_mut_ptr(),
+            core::ptr::null(),
+            4,
+            s.as_mut_ptr(),
+            8
+        ),
+        FO_ERR_POINTER
+    );
+    assert_eq!(
+        call(&adam, 1, p.as_mut_ptr(), g.as_ptr(), 4, null_f, 8),
+        FO_ERR_POINTER
+    );
+    let misaligned = (p.as_mut_ptr() as usize + 1) as *mut f32;
+    assert_eq!(
+        call(&adam, 1, misaligned, g.as_ptr(), 2, s.as_mut_ptr(), 4),
+        FO_ERR_POINTER
+    );
+    assert_eq!(
+        call(&adam, 0, p.as_mut_ptr(), g.as_ptr(), 4, s.as_mut_ptr(), 8),
+        FO_ERR_INVALID_STEP
+    );
+    assert_eq!(
+        call(&adam, 1, p.as_mut_ptr(), g.as_ptr(), 4, s.as_mut_ptr(), 7),
+        FO_ERR_LENGTH
+    );
+    assert_eq!(
+        call(
+            &adam,
+            1,
+            p.as_mut_ptr(),
+            g.as_ptr(),
+            usize::MAX,
+            s.as_mut_ptr(),
+            8
+        ),
+        FO_ERR_LENGTH
+    );
+    let bad = FoAdam { lr: -1.0, ..adam };
+    assert_eq!(
+        call(&bad, 1, p.as_mut_ptr(), g.as_ptr(), 4, s.as_mut_ptr(), 8),
+        FO_ERR_INVALID_HYPERPARAMETER
+    );
+    assert_eq!(
+        unsafe { fo_adam_validate(&bad) },
+        FO_ERR_INVALID_HYPERPARAMETER
+    );
+    assert_eq!(
+        unsafe {
+            fo_adam_validate(&FoAdam {
+                beta2: f64::NAN,
+                ..adam
+            })
+        },
+        FO_ERR_INVALID_HYPERPARAMETER
+    );
+    assert_eq!(unsafe { fo_adam_validate(&adam) }, FO_OK);
+    // Overlaps: params with state, grads with params.
+    let mut buf = [0.0f32; 12];
+    let base = buf.as_mut_ptr();
+    assert_eq!(
+        call(&adam, 1, base, g.as_ptr(), 4, unsafe { base.add(3) }, 8),
+        FO_ERR_OVERLAP
+    );
+    assert_eq!(
+        call(&adam, 1, p.as_mut_ptr(), p.as_ptr(), 4, s.as_mut_ptr(), 8),
+        FO_ERR_OVERLAP
+    );
+    // Adjacent buffers are fine.
+    assert_eq!(
+        call(&adam, 1, base, g.as_ptr(), 4, unsafe { base.add(4) }, 8),
+        FO_OK
+    );
+    assert_eq!(p, [1.0; 4]);
+    assert_eq!(s, [0.0; 8]);
+    // Empty tensors with NULL pointers are a no-op.
+    assert_eq!(
+        call(&adam, 1, null_f, core::ptr::null(), 0, null_f, 0),
+        FO_OK
+    );
+    // SGD: Nesterov without momentum.
+    let sgd = FoSgd {
+        nesterov: 1,
+        ..fo_sgd_default()
+    };
+    assert_eq!(unsafe { fo_sgd_validate(&sgd) }, FO_ERR_INVALID_COMBINATION);
+    assert_eq!(unsafe { fo_sgd_state_len(core::ptr::null(), 5) }, 0);
+    // Every code has a message.
+    for code in [
+        FO_OK,
+        FO_ERR_POINTER,
+        FO_ERR_INVALID_HYPERPARAMETER,
+        FO_ERR_INVALID_COMBINATION,
+        FO_ERR_INVALID_STEP,
+        FO_ERR_LENGTH,
+        FO_ERR_OVERLAP,
+        FO_ERR_OTHER,
+        42,
+    ] {
+        let m = unsafe { core::ffi::CStr::from_ptr(fo_status_message(code)) };
+        assert!(!m.to_bytes().is_empty());
+    }
+}

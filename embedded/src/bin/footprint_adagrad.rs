@@ -1,0 +1,9 @@
+//! Footprint: Adagrad (every option compiled in).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#[cfg(target_os = "none")]
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    firmware::rt::footprint("adagrad", Some(fused_optim::Adagrad::default()))
+}
+#[cfg(not(target_os = "none"))]
+fn main() {}

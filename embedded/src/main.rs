@@ -1,0 +1,130 @@
+//! The bit-identity firmware: runs every case of `firmware::cases` on the scalar and portable
+//! backends and on `apply` (the best backend), on a run-time length, compares every value with
+//! the bits recorded on x86_64, prints one line per case through semihosting and exits with
+//! status 0 only if every value matched.
+//!
+//! Run: `cargo run --release --target thumbv7em-none-eabihf` (QEMU `mps2-an386`, a Cortex-M4F).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod firmware_main {
+    use firmware::expected::EXPECTED;
+    use firmware::rt::{Line, exit, runtime_len};
+    use firmware::{MAX_OUT, Path, Visit, cases, first_difference, run_case};
+    use fused_optim::{Backend, Optimizer};
+
+    struct Check {
+        n: usize,
+        index: usize,
+        values: usize,
+        failures: usize,
+    }
+
+    impl Visit for Check {
+        fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O) {
+            let want = EXPECTED.get(self.index);
+            self.index = self.index.wrapping_add(1);
+            let mut line = Line::default();
+            let Some((want_name, want)) = want.filter(|(w, _)| *w == name) else {
+                line.str("FAIL ")
+                    .str(name)
+                    .str(": no recorded bits (regenerate expected.rs)")
+                    .print();
+                self.failures = self.failures.saturating_add(1);
+                return;
+            };
+            let _ = want_name;
+            for path in [
+                Path::On(Backend::Scalar),
+                Path::On(Backend::Portable),
+                Path::Best,
+            ] {
+                let mut out = [0u32; MAX_OUT];
+                match run_case(&opt, first_step, path, self.n, &mut out) {
+                    Ok(len) => {
+                        let got = out.get_mut(..len).unwrap_or_default();
+                        // CI builds this feature to show that a wrong bit fails the run.
+                        #[cfg(feature = "mismatch-canary")]
+                        if let Some(x) = got.get_mut(self.index % len.max(1)) {
+                            *x ^= 1;
+                        }
+                        let got = &*got;
+                        if let Some(i) = first_difference(got, want) {
+                            let g = got.get(i).copied().unwrap_or(0);
+                            let w = want.get(i).copied().unwrap_or(0);
+                            line.str("FAIL ")
+                                .str(name)
+                                .str(" on ")
+                                .str(path.name())
+                                .str(": value ")
+                                .dec(i)
+                                .str(" is ")
+                                .hex(g)
+                                .str(", x86_64 has ")
+                                .hex(w)
+                                .print();
+                            self.failures = self.failures.saturating_add(1);
+                        } else {
+                            self.values = self.values.saturating_add(len);
+                        }
+                    }
+                    Err(_) => {
+                        line.str("FAIL ")
+                            .str(name)
+                            .str(" on ")
+                            .str(path.name())
+                            .str(": error")
+                            .print();
+                        self.failures = self.failures.saturating_add(1);
+                    }
+                }
+            }
+            line.str("case ")
+                .str(name)
+                .str(": scalar, portable, best checked (")
+                .dec(want.len())
+                .str(" values each)")
+                .print();
+        }
+    }
+
+    #[cortex_m_rt::entry]
+    fn main() -> ! {
+        let mut check = Check {
+            n: runtime_len(),
+            index: 0,
+            values: 0,
+            failures: 0,
+        };
+        // CI builds this feature to show that the link-time panic check works: an index the
+        // compiler cannot bound keeps a bounds-check panic, and the link must fail.
+        #[cfg(feature = "panic-canary")]
+        {
+            let table = [1usize, 2, 3];
+            check.values = table[runtime_len()];
+        }
+        cases(&mut check);
+        let mut line = Line::default();
+        if check.index != EXPECTED.len() {
+            line.str("FAIL expected.rs has ")
+                .dec(EXPECTED.len())
+                .str(" cases, the firmware ran ")
+                .dec(check.index)
+                .print();
+            check.failures = check.failures.saturating_add(1);
+        }
+        line.str("bit identity: ")
+            .dec(check.index)
+            .str(" cases, ")
+            .dec(check.values)
+            .str(" values identical to x86_64, ")
+            .dec(check.failures)
+            .str(" failures")
+            .print();
+        exit(check.failures == 0)
+    }
+}
+
+/// On a host the firmware has nothing to do: `cargo test --lib` is the host side.
+#[cfg(not(target_os = "none"))]
+fn main() {}
