@@ -24,38 +24,83 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     g: &[f32],
     s: [&mut [f32]; S],
 ) {
-    let mut pc = p.chunks_exact_mut(L::LANES);
-    let mut gc = g.chunks_exact(L::LANES);
-    let mut sc = s.map(|b| b.chunks_exact_mut(L::LANES));
-    for (pp, gg) in (&mut pc).zip(&mut gc) {
-        let mut chunks: [Option<&mut [f32]>; S] = core::array::from_fn(|j| match sc.get_mut(j) {
-            Some(it) => it.next(),
-            None => None,
-        });
-        let mut st: [L; S] = core::array::from_fn(|j| match chunks.get(j) {
-            Some(Some(c)) => L::load(c),
-            _ => L::splat(0.0),
-        });
+    // Every buffer cut to the same length by one check up front, so the vector loop indexes
+    // all of them with no per-plane Option or bounds check.
+    let n = s.iter().fold(p.len().min(g.len()), |n, b| n.min(b.len()));
+    // A scalar head until the parameters (read and written) sit on a vector boundary, so the
+    // vector loop's loads and stores of `p` never split a cache line. Any split of a tensor
+    // gives the same bits (chunk invariance), so this changes only the speed.
+    let head = p.as_ptr().align_offset(core::mem::size_of::<L>()).min(n);
+    // `head <= n`: nothing wraps (wrapping ops keep overflow-check builds free of panic paths).
+    let full = head.wrapping_add(n.wrapping_sub(head) / L::LANES * L::LANES);
+    let mut s = s;
+    scalar_pass(k, p, g, &mut s, 0, head);
+    vector_pass::<L, K, S>(k, p, g, &mut s, head, full);
+    scalar_pass(k, p, g, &mut s, full, n);
+}
+
+/// `k` on lane vectors over `lo..hi` (`hi − lo` a multiple of the lane width).
+#[inline(always)]
+fn vector_pass<L: Lane, K: Kernel<S>, const S: usize>(
+    k: &K,
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [&mut [f32]; S],
+    lo: usize,
+    hi: usize,
+) {
+    let (Some(pv), Some(gv)) = (p.get_mut(lo..hi), g.get(lo..hi)) else {
+        return;
+    };
+    let mut planes: [&mut [f32]; S] = core::array::from_fn(|_| <&mut [f32]>::default());
+    for (dst, b) in planes.iter_mut().zip(s.iter_mut()) {
+        match b.get_mut(lo..hi) {
+            Some(v) => *dst = v,
+            None => return,
+        }
+    }
+    let len = pv.len();
+    // `step_by` and a wrapping add: no overflow panic path even with overflow checks on.
+    for i in (0..len).step_by(L::LANES) {
+        let r = i..i.wrapping_add(L::LANES);
+        let (Some(pp), Some(gg)) = (pv.get_mut(r.clone()), gv.get(r.clone())) else {
+            break;
+        };
+        let mut st: [L; S] =
+            core::array::from_fn(|j| match planes.get(j).and_then(|b| b.get(r.clone())) {
+                Some(c) => L::load(c),
+                None => L::splat(0.0),
+            });
         let np = k.update(L::load(pp), L::load(gg), &mut st);
         np.store(pp);
-        for (v, c) in st.iter().zip(chunks.iter_mut()) {
-            if let Some(c) = c {
-                v.store(c);
+        for (v, b) in st.iter().zip(planes.iter_mut()) {
+            if let Some(d) = b.get_mut(r.clone()) {
+                v.store(d);
             }
         }
     }
-    let pr = pc.into_remainder();
-    let gr = gc.remainder();
-    let mut sr = sc.map(|c| c.into_remainder());
-    // A bounded range, not `enumerate`: its counter would keep an overflow panic path in
-    // builds with overflow checks (the bare-metal link check in embedded/ proves there is none).
-    for (i, (pp, gg)) in (0..pr.len()).zip(pr.iter_mut().zip(gr)) {
-        let mut st: [f32; S] = core::array::from_fn(|j| match sr.get(j) {
+}
+
+/// `k` on single `f32` values over `lo..hi` (the scalar reference's arithmetic).
+#[inline(always)]
+fn scalar_pass<K: Kernel<S>, const S: usize>(
+    k: &K,
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [&mut [f32]; S],
+    lo: usize,
+    hi: usize,
+) {
+    let (Some(pr), Some(gr)) = (p.get_mut(lo..hi), g.get(lo..hi)) else {
+        return;
+    };
+    for (i, (pp, gg)) in (lo..hi).zip(pr.iter_mut().zip(gr)) {
+        let mut st: [f32; S] = core::array::from_fn(|j| match s.get(j) {
             Some(b) => b.get(i).copied().unwrap_or(0.0),
             None => 0.0,
         });
         *pp = k.update(*pp, *gg, &mut st);
-        for (v, b) in st.iter().zip(sr.iter_mut()) {
+        for (v, b) in st.iter().zip(s.iter_mut()) {
             if let Some(d) = b.get_mut(i) {
                 *d = *v;
             }
