@@ -30,7 +30,12 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     // A scalar head until the parameters (read and written) sit on a vector boundary, so the
     // vector loop's loads and stores of `p` never split a cache line. Any split of a tensor
     // gives the same bits (chunk invariance), so this changes only the speed.
-    let head = p.as_ptr().align_offset(core::mem::size_of::<L>()).min(n);
+    // Small tensors skip it: there, vectors matter more than alignment.
+    let head = if n >= 8 * L::LANES {
+        p.as_ptr().align_offset(core::mem::size_of::<L>()).min(n)
+    } else {
+        0
+    };
     // `head <= n`: nothing wraps (wrapping ops keep overflow-check builds free of panic paths).
     let full = head.wrapping_add(n.wrapping_sub(head) / L::LANES * L::LANES);
     let mut s = s;
