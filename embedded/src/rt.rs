@@ -215,14 +215,23 @@ fn one_step<O: Optimizer>(
         return false;
     };
     match opt.plan(step, &O::Scalars::default()) {
-        // With the `footprint-scalar` feature, the scalar backend alone (what a target with
-        // no SIMD needs); otherwise `apply`, the best backend (on Arm M-profile: portable).
-        #[cfg(feature = "footprint-scalar")]
-        Ok(plan) => plan.apply_on(fused_optim::Backend::Scalar, p, g, s).is_ok(),
-        #[cfg(not(feature = "footprint-scalar"))]
         Ok(plan) => plan.apply(p, g, s).is_ok(),
         Err(_) => false,
     }
+}
+
+/// Links the f64 routines that the per-step scalars of every optimizer with bias corrections
+/// share (`libm::pow`, `libm::sqrt`, soft-float add, multiply, divide, compare and conversions),
+/// so that in a `footprint-runtime` build the size of a step counts the optimizer's own code.
+#[cfg(feature = "footprint-runtime")]
+#[inline(never)]
+fn link_f64_runtime() {
+    use core::hint::black_box;
+    let (a, b) = (black_box(0.999f64), black_box(7.0f64));
+    let r = libm::pow(a, b) + libm::sqrt(a) * (a / b) - a;
+    let r = if r < b && r > 0.0 { r } else { b };
+    black_box(r as f32);
+    black_box(f64::from(black_box(1.5f32)) + black_box(3u64) as f64);
 }
 
 /// Bytes of stack painted before a measured step.
@@ -233,6 +242,8 @@ const PAINT_BYTES: usize = 8 * 1024;
 /// used and exits. With `None`, does everything but the step: the baseline for flash sizes.
 #[inline(always)] // so that the baseline's `None` removes the step entirely
 pub fn footprint<O: Optimizer>(name: &str, config: Option<O>) -> ! {
+    #[cfg(feature = "footprint-runtime")]
+    link_f64_runtime();
     let n = runtime_len();
     let mut p = [0.0f32; N];
     let mut g = [0.0f32; N];
