@@ -1,5 +1,4 @@
 //! Adadelta (`torch.optim.Adadelta`).
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number, unit_interval};

@@ -1,5 +1,4 @@
 //! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`).
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};

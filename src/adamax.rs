@@ -1,5 +1,4 @@
 //! Adamax (`torch.optim.Adamax`).
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};

@@ -1,5 +1,4 @@
 //! The crate's one error type.
-#![forbid(unsafe_code)]
 
 use core::fmt;
 

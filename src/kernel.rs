@@ -4,7 +4,6 @@
 //! The arithmetic lives in each optimizer's [`Kernel::update`], a pure function of lane values.
 //! The driver owns loading and storing, so other storage formats (bf16 or block-quantized
 //! state, bf16 parameters) can reuse the same `update` with a different driver.
-#![forbid(unsafe_code)]
 
 use crate::Error;
 use crate::lane::Lane;

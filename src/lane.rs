@@ -9,7 +9,6 @@
 //!
 //! What is deliberately *not* here: `mul_add` (its rounding depends on the target), approximate
 //! reciprocals (`rcpps`, `rsqrtps`), and anything transcendental.
-#![forbid(unsafe_code)]
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 

@@ -1,6 +1,5 @@
 //! Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), in the authors'
 //! PyTorch form.
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};

@@ -1,5 +1,4 @@
 //! NAdam (`torch.optim.NAdam`), with its scalar state `mu_product`.
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};

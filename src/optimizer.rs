@@ -1,5 +1,4 @@
 //! The two traits every optimizer implements, for code that is generic over optimizers.
-#![forbid(unsafe_code)]
 
 use crate::{Backend, Error};
 

@@ -1,5 +1,4 @@
 //! RAdam (`torch.optim.RAdam`): Adam with a rectified adaptive learning rate.
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, beta, non_negative, step_number};

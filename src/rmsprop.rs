@@ -1,5 +1,4 @@
 //! RMSprop (`torch.optim.RMSprop`).
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, non_negative, step_number};

@@ -1,5 +1,4 @@
 //! Stochastic gradient descent with momentum and Nesterov (`torch.optim.SGD`).
-#![forbid(unsafe_code)]
 
 use crate::dispatch::{Backend, run};
 use crate::error::{Error, finite, non_negative, step_number};
