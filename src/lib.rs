@@ -7,6 +7,9 @@ extern crate std;
 
 mod adadelta;
 
+pub mod amp;
+pub mod clip;
+pub mod schedule;
 
 mod adagrad;
 mod adam;

@@ -1,0 +1,1122 @@
+//! Every torch validation rule of every optimizer, and the promise that an error writes
+//! nothing: parameters, gradients, state, step counter and scalar state keep their bits.
+//!
+//! The rules are torch 2.15's `__init__` checks (`if not 0.0 <= lr: raise ValueError(...)`
+//! and so on), which also reject NaN because every comparison with NaN is false; this crate
+//! additionally rejects NaN where torch uses a `<` test that NaN passes (SGD's `lr`, `momentum`,
+//! `weight_decay`) and a non-finite SGD `dampening`.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::Rng;
+use fused_optim::amp::{GradScaler, StepOutcome, step_if_finite, step_if_finite_on};
+use fused_optim::{
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Lion, NAdam, NAdamScalars, Optimizer, RAdam,
+    RMSprop, Sgd, StepPlan,
+};
+
+const NAN: f64 = f64::NAN;
+
+/// `opt` is rejected with `InvalidHyperparameter` naming `name` and carrying `value`, by
+/// `validate`, by `plan`, and by a whole multi-tensor step, which writes nothing.
+fn rejects<O: Optimizer>(opt: O, name: &str, value: f64) {
+    let check = |e: Error| match e {
+        Error::InvalidHyperparameter {
+            name: n, value: v, ..
+        } => {
+            assert_eq!(n, name, "{opt:?}");
+            assert!(
+                v.to_bits() == value.to_bits() || (v.is_nan() && value.is_nan()),
+                "{opt:?}: {v}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(name) && msg.contains(&format!("{value}")),
+                "message {msg:?}"
+            );
+        }
+        other => panic!("{opt:?}: expected InvalidHyperparameter({name}), got {other:?}"),
+    };
+    check(opt.validate().unwrap_err());
+    check(opt.plan(1, &O::Scalars::default()).unwrap_err());
+    check(whole_step_untouched(opt, 1));
+}
+
+/// `opt` is rejected with `InvalidCombination`, and a whole step writes nothing.
+fn rejects_combination<O: Optimizer>(opt: O) {
+    assert!(
+        matches!(opt.validate(), Err(Error::InvalidCombination(_))),
+        "{opt:?}"
+    );
+    assert!(matches!(
+        opt.plan(1, &O::Scalars::default()),
+        Err(Error::InvalidCombination(_))
+    ));
+    assert!(matches!(
+        whole_step_untouched(opt, 1),
+        Error::InvalidCombination(_)
+    ));
+}
+
+/// `opt` is accepted (the boundary values torch allows).
+fn accepts<O: Optimizer>(opt: O) {
+    assert_eq!(opt.validate(), Ok(()), "{opt:?}");
+    assert!(opt.plan(1, &O::Scalars::default()).is_ok(), "{opt:?}");
+}
+
+/// Runs a failing [`step_if_finite`] on three tensors and asserts that nothing changed;
+/// returns the error.
+fn whole_step_untouched<O: Optimizer>(opt: O, seed: u64) -> Error {
+    let mut rng = Rng(seed);
+    let lens = [5usize, 0, 37];
+    let mut params: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_special(n)).collect();
+    let grads: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_finite(n, 1.0)).collect();
+    let mut states: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|&n| rng.vec_special(opt.state_len(n)))
+        .collect();
+    let (p0, s0) = (bits2(&params), bits2(&states));
+    let mut step = 3u64;
+    let mut scalars = O::Scalars::default();
+    let err = step_if_finite(
+        &opt,
+        &mut step,
+        &mut scalars,
+        &mut params,
+        &grads,
+        &mut states,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (bits2(&params), bits2(&states)),
+        (p0, s0),
+        "{opt:?}: {err:?}"
+    );
+    assert_eq!(step, 3);
+    assert_eq!(scalars, O::Scalars::default());
+    err
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn bits2(v: &[Vec<f32>]) -> Vec<Vec<u32>> {
+    v.iter().map(|x| bits(x)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// torch's rules, optimizer by optimizer
+
+#[test]
+fn sgd_rules() {
+    let d = Sgd::default();
+    rejects(Sgd { lr: -1e-3, ..d }, "lr", -1e-3);
+    rejects(Sgd { lr: NAN, ..d }, "lr", NAN);
+    rejects(
+        Sgd {
+            momentum: -0.5,
+            ..d
+        },
+        "momentum",
+        -0.5,
+    );
+    rejects(Sgd { momentum: NAN, ..d }, "momentum", NAN);
+    rejects(
+        Sgd {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        Sgd {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    rejects(
+        Sgd {
+            dampening: NAN,
+            ..d
+        },
+        "dampening",
+        NAN,
+    );
+    rejects(
+        Sgd {
+            dampening: f64::INFINITY,
+            ..d
+        },
+        "dampening",
+        f64::INFINITY,
+    );
+    // nesterov and (momentum <= 0 or dampening != 0)
+    rejects_combination(Sgd {
+        nesterov: true,
+        ..d
+    });
+    rejects_combination(Sgd {
+        nesterov: true,
+        momentum: 0.9,
+        dampening: 0.1,
+        ..d
+    });
+    accepts(Sgd {
+        nesterov: true,
+        momentum: 0.9,
+        ..d
+    });
+    accepts(Sgd {
+        lr: 0.0,
+        momentum: 0.0,
+        dampening: -0.5,
+        weight_decay: 0.0,
+        ..d
+    });
+}
+
+#[test]
+fn adam_and_adamw_rules() {
+    for d in [
+        Adam::default(),
+        Adam::adamw(),
+        Adam {
+            amsgrad: true,
+            ..Adam::default()
+        },
+    ] {
+        rejects(Adam { lr: -1.0, ..d }, "lr", -1.0);
+        rejects(Adam { lr: NAN, ..d }, "lr", NAN);
+        rejects(Adam { eps: -1e-8, ..d }, "eps", -1e-8);
+        rejects(Adam { eps: NAN, ..d }, "eps", NAN);
+        rejects(
+            Adam {
+                betas: (-0.1, 0.999),
+                ..d
+            },
+            "betas[0]",
+            -0.1,
+        );
+        rejects(
+            Adam {
+                betas: (1.0, 0.999),
+                ..d
+            },
+            "betas[0]",
+            1.0,
+        );
+        rejects(
+            Adam {
+                betas: (NAN, 0.999),
+                ..d
+            },
+            "betas[0]",
+            NAN,
+        );
+        rejects(
+            Adam {
+                betas: (0.9, -1e-3),
+                ..d
+            },
+            "betas[1]",
+            -1e-3,
+        );
+        rejects(
+            Adam {
+                betas: (0.9, 1.0),
+                ..d
+            },
+            "betas[1]",
+            1.0,
+        );
+        rejects(
+            Adam {
+                betas: (0.9, NAN),
+                ..d
+            },
+            "betas[1]",
+            NAN,
+        );
+        rejects(
+            Adam {
+                weight_decay: -1e-2,
+                ..d
+            },
+            "weight_decay",
+            -1e-2,
+        );
+        rejects(
+            Adam {
+                weight_decay: NAN,
+                ..d
+            },
+            "weight_decay",
+            NAN,
+        );
+        accepts(Adam {
+            lr: 0.0,
+            eps: 0.0,
+            betas: (0.0, 0.0),
+            weight_decay: 0.0,
+            ..d
+        });
+    }
+}
+
+#[test]
+fn adagrad_rules() {
+    let d = Adagrad::default();
+    for (name, set) in [
+        (
+            "lr",
+            (|o: &mut Adagrad, v| o.lr = v) as fn(&mut Adagrad, f64),
+        ),
+        ("lr_decay", |o, v| o.lr_decay = v),
+        ("weight_decay", |o, v| o.weight_decay = v),
+        ("initial_accumulator_value", |o, v| {
+            o.initial_accumulator_value = v
+        }),
+        ("eps", |o, v| o.eps = v),
+    ] {
+        for v in [-1e-3, NAN, f64::NEG_INFINITY] {
+            let mut o = d;
+            set(&mut o, v);
+            rejects(o, name, v);
+        }
+        let mut o = d;
+        set(&mut o, 0.0);
+        accepts(o);
+    }
+}
+
+#[test]
+fn adadelta_rules() {
+    let d = Adadelta::default();
+    rejects(Adadelta { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(Adadelta { lr: NAN, ..d }, "lr", NAN);
+    // 0 <= rho <= 1 (closed, unlike the betas)
+    rejects(Adadelta { rho: -0.1, ..d }, "rho", -0.1);
+    rejects(Adadelta { rho: 1.5, ..d }, "rho", 1.5);
+    rejects(Adadelta { rho: NAN, ..d }, "rho", NAN);
+    rejects(Adadelta { eps: -1e-6, ..d }, "eps", -1e-6);
+    rejects(Adadelta { eps: NAN, ..d }, "eps", NAN);
+    rejects(
+        Adadelta {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        Adadelta {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    accepts(Adadelta { rho: 1.0, ..d });
+    accepts(Adadelta {
+        rho: 0.0,
+        lr: 0.0,
+        eps: 0.0,
+        ..d
+    });
+}
+
+#[test]
+fn rmsprop_rules() {
+    let d = RMSprop::default();
+    rejects(RMSprop { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(RMSprop { lr: NAN, ..d }, "lr", NAN);
+    rejects(RMSprop { eps: -1.0, ..d }, "eps", -1.0);
+    rejects(RMSprop { eps: NAN, ..d }, "eps", NAN);
+    rejects(
+        RMSprop {
+            momentum: -0.9,
+            ..d
+        },
+        "momentum",
+        -0.9,
+    );
+    rejects(RMSprop { momentum: NAN, ..d }, "momentum", NAN);
+    rejects(
+        RMSprop {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        RMSprop {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    rejects(RMSprop { alpha: -0.01, ..d }, "alpha", -0.01);
+    rejects(RMSprop { alpha: NAN, ..d }, "alpha", NAN);
+    // torch checks only 0 <= alpha: alpha above 1 is accepted
+    accepts(RMSprop { alpha: 1.5, ..d });
+    accepts(RMSprop {
+        momentum: 0.9,
+        centered: true,
+        ..d
+    });
+}
+
+#[test]
+fn adamax_rules() {
+    let d = Adamax::default();
+    rejects(Adamax { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(Adamax { lr: NAN, ..d }, "lr", NAN);
+    rejects(Adamax { eps: -1.0, ..d }, "eps", -1.0);
+    rejects(Adamax { eps: NAN, ..d }, "eps", NAN);
+    rejects(
+        Adamax {
+            betas: (1.0, 0.999),
+            ..d
+        },
+        "betas[0]",
+        1.0,
+    );
+    rejects(
+        Adamax {
+            betas: (-0.5, 0.999),
+            ..d
+        },
+        "betas[0]",
+        -0.5,
+    );
+    rejects(
+        Adamax {
+            betas: (NAN, 0.999),
+            ..d
+        },
+        "betas[0]",
+        NAN,
+    );
+    rejects(
+        Adamax {
+            betas: (0.9, 1.0),
+            ..d
+        },
+        "betas[1]",
+        1.0,
+    );
+    rejects(
+        Adamax {
+            betas: (0.9, NAN),
+            ..d
+        },
+        "betas[1]",
+        NAN,
+    );
+    rejects(
+        Adamax {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        Adamax {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    accepts(Adamax {
+        betas: (0.0, 0.0),
+        ..d
+    });
+}
+
+#[test]
+fn nadam_rules() {
+    let d = NAdam::default();
+    rejects(NAdam { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(NAdam { lr: NAN, ..d }, "lr", NAN);
+    rejects(NAdam { eps: -1.0, ..d }, "eps", -1.0);
+    rejects(NAdam { eps: NAN, ..d }, "eps", NAN);
+    rejects(
+        NAdam {
+            betas: (1.0, 0.999),
+            ..d
+        },
+        "betas[0]",
+        1.0,
+    );
+    rejects(
+        NAdam {
+            betas: (-0.5, 0.999),
+            ..d
+        },
+        "betas[0]",
+        -0.5,
+    );
+    rejects(
+        NAdam {
+            betas: (NAN, 0.999),
+            ..d
+        },
+        "betas[0]",
+        NAN,
+    );
+    rejects(
+        NAdam {
+            betas: (0.9, 1.0),
+            ..d
+        },
+        "betas[1]",
+        1.0,
+    );
+    rejects(
+        NAdam {
+            betas: (0.9, NAN),
+            ..d
+        },
+        "betas[1]",
+        NAN,
+    );
+    rejects(
+        NAdam {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        NAdam {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    rejects(
+        NAdam {
+            momentum_decay: -4e-3,
+            ..d
+        },
+        "momentum_decay",
+        -4e-3,
+    );
+    rejects(
+        NAdam {
+            momentum_decay: NAN,
+            ..d
+        },
+        "momentum_decay",
+        NAN,
+    );
+    accepts(NAdam {
+        momentum_decay: 0.0,
+        decoupled_weight_decay: true,
+        weight_decay: 0.1,
+        ..d
+    });
+}
+
+#[test]
+fn radam_rules() {
+    let d = RAdam::default();
+    rejects(RAdam { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(RAdam { lr: NAN, ..d }, "lr", NAN);
+    rejects(RAdam { eps: -1.0, ..d }, "eps", -1.0);
+    rejects(RAdam { eps: NAN, ..d }, "eps", NAN);
+    rejects(
+        RAdam {
+            betas: (1.0, 0.999),
+            ..d
+        },
+        "betas[0]",
+        1.0,
+    );
+    rejects(
+        RAdam {
+            betas: (-0.5, 0.999),
+            ..d
+        },
+        "betas[0]",
+        -0.5,
+    );
+    rejects(
+        RAdam {
+            betas: (NAN, 0.999),
+            ..d
+        },
+        "betas[0]",
+        NAN,
+    );
+    rejects(
+        RAdam {
+            betas: (0.9, 1.0),
+            ..d
+        },
+        "betas[1]",
+        1.0,
+    );
+    rejects(
+        RAdam {
+            betas: (0.9, NAN),
+            ..d
+        },
+        "betas[1]",
+        NAN,
+    );
+    rejects(
+        RAdam {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        RAdam {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    accepts(RAdam {
+        decoupled_weight_decay: true,
+        weight_decay: 0.1,
+        ..d
+    });
+}
+
+#[test]
+fn lion_rules() {
+    let d = Lion::default();
+    rejects(Lion { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(Lion { lr: NAN, ..d }, "lr", NAN);
+    rejects(
+        Lion {
+            betas: (1.0, 0.99),
+            ..d
+        },
+        "betas[0]",
+        1.0,
+    );
+    rejects(
+        Lion {
+            betas: (-0.5, 0.99),
+            ..d
+        },
+        "betas[0]",
+        -0.5,
+    );
+    rejects(
+        Lion {
+            betas: (NAN, 0.99),
+            ..d
+        },
+        "betas[0]",
+        NAN,
+    );
+    rejects(
+        Lion {
+            betas: (0.9, 1.0),
+            ..d
+        },
+        "betas[1]",
+        1.0,
+    );
+    rejects(
+        Lion {
+            betas: (0.9, NAN),
+            ..d
+        },
+        "betas[1]",
+        NAN,
+    );
+    rejects(
+        Lion {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        Lion {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    accepts(Lion {
+        betas: (0.0, 0.0),
+        weight_decay: 0.0,
+        ..d
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// lengths and step 0: errors write nothing, on every backend
+
+/// Asserts that `f` fails with `expected` and leaves every buffer's bits alone.
+fn untouched(
+    what: &str,
+    expected: Error,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+    f: impl FnOnce(&mut [f32], &[f32], &mut [f32]) -> Result<(), Error>,
+) {
+    let (p0, g0, s0) = (bits(params), bits(grads), bits(state));
+    assert_eq!(f(params, grads, state), Err(expected), "{what}");
+    assert_eq!(
+        (bits(params), bits(grads), bits(state)),
+        (p0, g0, s0),
+        "{what}"
+    );
+}
+
+fn lengths_and_step_zero<O: Optimizer>(opt: O, scalars: O::Scalars) {
+    let mut rng = Rng(0x5eed);
+    for n in [0usize, 1, 7, 8, 9, 16, 17, 33, 100] {
+        let sl = opt.state_len(n);
+        let plan = opt.plan(2, &scalars).unwrap();
+        for backend in Backend::available() {
+            let mut p = rng.vec_special(n);
+            let label = format!("{opt:?} n {n} {backend}");
+            // gradients one too long / one too short
+            for gl in [n + 1, n.wrapping_sub(1)] {
+                if gl > n + 1 {
+                    continue;
+                }
+                let g = rng.vec_special(gl);
+                let mut s = rng.vec_special(sl);
+                let e = Error::LengthMismatch {
+                    what: "grads",
+                    expected: n,
+                    actual: gl,
+                };
+                untouched(&label, e, &mut p, &g, &mut s, |p, g, s| {
+                    plan.apply_on(backend, p, g, s)
+                });
+            }
+            // state one too long / one too short / empty
+            for len in [sl + 1, sl.wrapping_sub(1), 0] {
+                if len > sl + 1 || len == sl {
+                    continue;
+                }
+                let g = rng.vec_special(n);
+                let mut s = rng.vec_special(len);
+                let e = Error::LengthMismatch {
+                    what: "state",
+                    expected: sl,
+                    actual: len,
+                };
+                untouched(&label, e, &mut p, &g, &mut s, |p, g, s| {
+                    plan.apply_on(backend, p, g, s)
+                });
+            }
+        }
+    }
+    // step 0 is refused by the plan, with any scalar state
+    assert_eq!(
+        opt.plan(0, &scalars).unwrap_err(),
+        Error::InvalidStep(0),
+        "{opt:?}"
+    );
+}
+
+/// Multi-tensor errors: a mismatch in the *last* tensor must stop the step before the first
+/// tensor is written; mismatched list lengths and an exhausted step counter too. The scalar
+/// state and the step counter are untouched.
+fn multi_tensor_errors<O: Optimizer>(opt: O, scalars0: O::Scalars) {
+    let mut rng = Rng(0xabc);
+    let lens = [9usize, 24, 3];
+    let fresh = |rng: &mut Rng| {
+        let p: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_special(n)).collect();
+        let g: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_finite(n, 1.0)).collect();
+        let s: Vec<Vec<f32>> = lens
+            .iter()
+            .map(|&n| rng.vec_special(opt.state_len(n)))
+            .collect();
+        (p, g, s)
+    };
+    type Case = fn(&mut Vec<Vec<f32>>, &mut Vec<Vec<f32>>, &mut Vec<Vec<f32>>, &mut u64);
+    let cases: [(&str, Case); 6] = [
+        ("last grads too short", |_, g, _, _| {
+            g[2].pop();
+        }),
+        ("last state too long", |_, _, s, _| s[2].push(0.0)),
+        ("one grads list short", |_, g, _, _| {
+            g.pop();
+        }),
+        ("one states list short", |_, _, s, _| {
+            s.pop();
+        }),
+        ("one params list short", |p, _, _, _| {
+            p.pop();
+        }),
+        ("step counter exhausted", |_, _, _, t| *t = u64::MAX),
+    ];
+    for (what, break_it) in cases {
+        for backend in Backend::available() {
+            let (mut p, mut g, mut s) = fresh(&mut rng);
+            let mut step = 4u64;
+            break_it(&mut p, &mut g, &mut s, &mut step);
+            let (p0, g0, s0, t0) = (bits2(&p), bits2(&g), bits2(&s), step);
+            let mut scalars = scalars0;
+            let r = step_if_finite_on(backend, &opt, &mut step, &mut scalars, &mut p, &g, &mut s);
+            assert!(r.is_err(), "{what}: {opt:?}");
+            let before = (p0, g0, s0, t0);
+            assert_eq!((bits2(&p), bits2(&g), bits2(&s), step), before, "{what}");
+            assert_eq!(scalars, scalars0, "{what}");
+            // the same through the loss scaler: gradients and scale untouched as well
+            let mut scaler = GradScaler::default();
+            let r = scaler.step(&opt, &mut step, &mut scalars, &mut p, &mut g, &mut s);
+            assert!(r.is_err(), "{what}: {opt:?}");
+            assert_eq!((bits2(&p), bits2(&g), bits2(&s), step), before, "{what}");
+            assert_eq!(
+                (scalars, scaler),
+                (scalars0, GradScaler::default()),
+                "{what}"
+            );
+        }
+    }
+    // sanity: the unbroken inputs do step
+    let (mut p, g, mut s) = fresh(&mut rng);
+    let (mut step, mut scalars) = (4u64, scalars0);
+    let r = step_if_finite(&opt, &mut step, &mut scalars, &mut p, &g, &mut s).unwrap();
+    assert_eq!((r, step), (StepOutcome::Stepped, 5));
+}
+
+macro_rules! error_paths {
+    ($name:ident, $scalars:expr, [$($opt:expr),+ $(,)?]) => {
+        #[test]
+        fn $name() {
+            $(
+                lengths_and_step_zero($opt, $scalars);
+                multi_tensor_errors($opt, $scalars);
+            )+
+        }
+    };
+}
+
+error_paths!(
+    sgd_errors_write_nothing,
+    (),
+    [
+        Sgd::default(),
+        Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            ..Sgd::default()
+        },
+    ]
+);
+error_paths!(
+    adam_errors_write_nothing,
+    (),
+    [
+        Adam::default(),
+        Adam {
+            amsgrad: true,
+            ..Adam::adamw()
+        },
+    ]
+);
+error_paths!(adagrad_errors_write_nothing, (), [Adagrad::default()]);
+error_paths!(adadelta_errors_write_nothing, (), [Adadelta::default()]);
+error_paths!(
+    rmsprop_errors_write_nothing,
+    (),
+    [
+        RMSprop::default(),
+        RMSprop {
+            momentum: 0.9,
+            centered: true,
+            ..RMSprop::default()
+        },
+    ]
+);
+error_paths!(adamax_errors_write_nothing, (), [Adamax::default()]);
+error_paths!(
+    nadam_errors_write_nothing,
+    NAdamScalars { mu_product: 0.37 },
+    [
+        NAdam::default(),
+        NAdam {
+            decoupled_weight_decay: true,
+            weight_decay: 0.1,
+            ..NAdam::default()
+        },
+    ]
+);
+error_paths!(radam_errors_write_nothing, (), [RAdam::default()]);
+error_paths!(lion_errors_write_nothing, (), [Lion::default()]);
+
+/// The inherent one-tensor `step` methods also write nothing on error (a sample per kind of
+/// error; they are `plan` followed by `apply`).
+#[test]
+fn inherent_step_writes_nothing_on_error() {
+    let (mut p, g, mut s) = ([1.5f32; 4], [0.5f32; 4], [0.25f32; 8]);
+    let e = Adam {
+        lr: -1.0,
+        ..Adam::default()
+    }
+    .step(1, &mut p, &g, &mut s)
+    .unwrap_err();
+    assert!(matches!(e, Error::InvalidHyperparameter { name: "lr", .. }));
+    assert_eq!(
+        Adam::default().step(0, &mut p, &g, &mut s),
+        Err(Error::InvalidStep(0))
+    );
+    assert!(Adam::default().step(1, &mut p, &g[..3], &mut s).is_err());
+    assert_eq!((p, s), ([1.5; 4], [0.25; 8]));
+
+    let mut scalars = NAdamScalars { mu_product: 0.5 };
+    assert!(
+        NAdam::default()
+            .step(0, &mut p, &g, &mut s, &mut scalars)
+            .is_err()
+    );
+    assert!(
+        NAdam::default()
+            .step(1, &mut p, &g, &mut s[..7], &mut scalars)
+            .is_err()
+    );
+    assert_eq!((p, s, scalars.mu_product), ([1.5; 4], [0.25; 8], 0.5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// non-finite gradients: skipped steps write nothing; by default NaN propagates as in torch
+
+type Tensors = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+fn tensors<O: Optimizer>(opt: &O, rng: &mut Rng, lens: &[usize]) -> Tensors {
+    let p = lens.iter().map(|&n| rng.vec_finite(n, 2.0)).collect();
+    let g = lens.iter().map(|&n| rng.vec_finite(n, 1.0)).collect();
+    let s = lens
+        .iter()
+        .map(|&n| {
+            let mut s = vec![0.0; opt.state_len(n)];
+            opt.init_state(&mut s);
+            // a state that has seen a few steps: small non-negative values
+            s.iter_mut().for_each(|x| *x += rng.range(0.0, 0.5) as f32);
+            s
+        })
+        .collect();
+    (p, g, s)
+}
+
+/// For every available backend and every kind of non-finite value, in every tensor position:
+/// `step_if_finite` and `GradScaler::step` skip with nothing written; with finite gradients
+/// they give exactly the bits of applying the plan tensor by tensor.
+fn skip_is_exact<O: Optimizer>(opt: O, scalars0: O::Scalars, seed: u64) {
+    let mut rng = Rng(seed);
+    let lens = [13usize, 0, 64, 5];
+    for backend in Backend::available() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for t in [0usize, 2, 3] {
+                let (mut p, mut g, mut s) = tensors(&opt, &mut rng, &lens);
+                let i = (rng.next_u64() as usize) % lens[t];
+                g[t][i] = bad;
+                let before = (bits2(&p), bits2(&g), bits2(&s));
+                let (mut step, mut scalars) = (6u64, scalars0);
+                let r =
+                    step_if_finite_on(backend, &opt, &mut step, &mut scalars, &mut p, &g, &mut s);
+                assert_eq!(r, Ok(StepOutcome::Skipped), "{opt:?} {backend}");
+                assert_eq!(
+                    (bits2(&p), bits2(&g), bits2(&s)),
+                    before,
+                    "{opt:?} {backend}"
+                );
+                assert_eq!((step, scalars), (6, scalars0));
+
+                // the loss scaler: unscales the gradients, skips, backs off
+                let mut scaler = GradScaler::default();
+                let scaled: Vec<Vec<f32>> = g
+                    .iter()
+                    .map(|v| v.iter().map(|x| x * 65536.0).collect())
+                    .collect();
+                let mut gs = scaled.clone();
+                let r = scaler.step(&opt, &mut step, &mut scalars, &mut p, &mut gs, &mut s);
+                assert_eq!(r, Ok(StepOutcome::Skipped));
+                assert_eq!(
+                    (bits2(&p), bits2(&s), step, scalars),
+                    (before.0, before.2, 6, scalars0)
+                );
+                assert_eq!((scaler.scale(), scaler.growth_tracker()), (32768.0, 0));
+                for (a, b) in gs.iter().flatten().zip(scaled.iter().flatten()) {
+                    assert!(common::same(*a, b * (1.0 / 65536.0)));
+                }
+            }
+        }
+        // finite gradients: the step runs, exactly as applying the plan to each tensor
+        let (mut p, g, mut s) = tensors(&opt, &mut rng, &lens);
+        let (mut p_ref, mut s_ref) = (p.clone(), s.clone());
+        let plan = opt.plan(7, &scalars0).unwrap();
+        for ((pp, gg), ss) in p_ref.iter_mut().zip(&g).zip(s_ref.iter_mut()) {
+            plan.apply_on(Backend::Scalar, pp, gg, ss).unwrap();
+        }
+        let (mut step, mut scalars) = (6u64, scalars0);
+        let r = step_if_finite_on(backend, &opt, &mut step, &mut scalars, &mut p, &g, &mut s);
+        assert_eq!(r, Ok(StepOutcome::Stepped));
+        assert_eq!(
+            (bits2(&p), bits2(&s)),
+            (bits2(&p_ref), bits2(&s_ref)),
+            "{opt:?} {backend}"
+        );
+        assert_eq!((step, scalars), (7, plan.scalars_after()));
+    }
+}
+
+/// Without the check, a NaN gradient reaches the parameter or the state at its index, as in
+/// torch (which has no check outside GradScaler).
+fn nan_propagates_by_default<O: Optimizer>(opt: O, scalars: O::Scalars) {
+    let mut rng = Rng(99);
+    let n = 40;
+    let (mut p, mut g, mut s) = tensors(&opt, &mut rng, &[n]);
+    g[0][17] = f32::NAN;
+    opt.init_state(&mut s[0]); // a fresh state (a random one can be inconsistent, e.g. centered RMSprop)
+    opt.plan(1, &scalars)
+        .unwrap()
+        .apply(&mut p[0], &g[0], &mut s[0])
+        .unwrap();
+    let planes = opt.state_len(n) / n;
+    let hit = p[0][17].is_nan() || (0..planes).any(|j| s[0][j * n + 17].is_nan());
+    assert!(hit, "{opt:?}: NaN gradient vanished");
+    assert!(
+        p[0].iter()
+            .enumerate()
+            .all(|(i, x)| i == 17 || x.is_finite()),
+        "{opt:?}"
+    );
+}
+
+macro_rules! skip_tests {
+    ($name:ident, $scalars:expr, [$($opt:expr),+ $(,)?]) => {
+        #[test]
+        fn $name() {
+            $(
+                skip_is_exact($opt, $scalars, 7);
+                nan_propagates_by_default($opt, $scalars);
+            )+
+        }
+    };
+}
+
+skip_tests!(
+    sgd_skips_non_finite_steps,
+    (),
+    [
+        Sgd {
+            lr: 0.1,
+            ..Sgd::default()
+        },
+        Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            ..Sgd::default()
+        },
+    ]
+);
+skip_tests!(
+    adam_skips_non_finite_steps,
+    (),
+    [
+        Adam::default(),
+        Adam {
+            amsgrad: true,
+            ..Adam::adamw()
+        },
+    ]
+);
+skip_tests!(
+    adagrad_skips_non_finite_steps,
+    (),
+    [Adagrad {
+        lr_decay: 0.01,
+        ..Adagrad::default()
+    }]
+);
+skip_tests!(adadelta_skips_non_finite_steps, (), [Adadelta::default()]);
+skip_tests!(
+    rmsprop_skips_non_finite_steps,
+    (),
+    [
+        RMSprop::default(),
+        RMSprop {
+            momentum: 0.9,
+            centered: true,
+            ..RMSprop::default()
+        },
+    ]
+);
+skip_tests!(adamax_skips_non_finite_steps, (), [Adamax::default()]);
+skip_tests!(
+    nadam_skips_non_finite_steps,
+    NAdamScalars { mu_product: 0.8 },
+    [
+        NAdam::default(),
+        NAdam {
+            decoupled_weight_decay: true,
+            weight_decay: 0.1,
+            ..NAdam::default()
+        },
+    ]
+);
+skip_tests!(radam_skips_non_finite_steps, (), [RAdam::default()]);
+skip_tests!(
+    lion_skips_non_finite_steps,
+    (),
+    [Lion {
+        weight_decay: 0.1,
+        ..Lion::default()
+    }]
+);
+
+/// A run of NAdam steps where every third gradient overflows: the scalar state advances only on
+/// the steps that ran, so the trajectory equals the run without the bad steps, bit for bit.
+#[test]
+fn skipped_steps_do_not_disturb_a_trajectory() {
+    let opt = NAdam {
+        lr: 1e-2,
+        ..NAdam::default()
+    };
+    let mut rng = Rng(3);
+    let (mut p, _, mut s) = tensors(&opt, &mut rng, &[50]);
+    let (mut p_ref, mut s_ref) = (p.clone(), s.clone());
+    let (mut step, mut scalars) = (0u64, NAdamScalars::default());
+    let (mut step_ref, mut scalars_ref) = (0u64, NAdamScalars::default());
+    for k in 0..30 {
+        let g = vec![rng.vec_finite(50, 1.0)];
+        if k % 3 == 2 {
+            let mut bad = g.clone();
+            bad[0][k] = f32::INFINITY;
+            let r = step_if_finite(&opt, &mut step, &mut scalars, &mut p, &bad, &mut s).unwrap();
+            assert_eq!(r, StepOutcome::Skipped);
+            continue;
+        }
+        let r = step_if_finite(&opt, &mut step, &mut scalars, &mut p, &g, &mut s).unwrap();
+        assert_eq!(r, StepOutcome::Stepped);
+        step_ref += 1;
+        let plan = opt.plan(step_ref, &scalars_ref).unwrap();
+        plan.apply(&mut p_ref[0], &g[0], &mut s_ref[0]).unwrap();
+        scalars_ref = plan.scalars_after();
+    }
+    assert_eq!((step, scalars), (step_ref, scalars_ref));
+    assert_eq!((bits2(&p), bits2(&s)), (bits2(&p_ref), bits2(&s_ref)));
+}
