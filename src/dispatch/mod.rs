@@ -23,7 +23,7 @@ mod x86;
 /// | backend | registers | where |
 /// |---|---|---|
 /// | [`Scalar`](Backend::Scalar) | one `f32` at a time | everywhere; the reference |
-/// | [`Portable`](Backend::Portable) | `wide::f32x8`: SSE2 on x86_64, NEON on aarch64, simd128 on wasm, plain arrays elsewhere | everywhere; chosen at compile time |
+/// | [`Portable`](Backend::Portable) | `wide::f32x8`: SSE2 on x86_64, NEON on aarch64, simd128 on wasm; the scalar loop where wide has no SIMD | everywhere; chosen at compile time |
 /// | [`Avx2`](Backend::Avx2) | 256-bit AVX | x86_64, detected at run time |
 /// | [`Avx512`](Backend::Avx512) | 512-bit AVX-512F | x86_64, detected at run time |
 ///
@@ -39,6 +39,7 @@ mod x86;
 /// }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Backend {
     /// The scalar reference: the kernel body on one `f32` at a time, `libm::sqrtf` for √.
     Scalar,
