@@ -18,7 +18,7 @@ use crate::optimizer::optimizer_traits;
 /// ```
 ///
 /// **State**: `n` values (the running sum of squares `s`). torch creates it filled with
-/// `initial_accumulator_value`, not zeros: [`Optimizer::init_state`] writes that value, and a
+/// `initial_accumulator_value`, not zeros: [`Optimizer::init_state`](crate::Optimizer::init_state) writes that value, and a
 /// zero-filled buffer is a fresh state only when `initial_accumulator_value == 0` (the default).
 ///
 /// # Example
