@@ -1,5 +1,6 @@
 //! The memory driver shared by every optimizer: one fused pass over parameters, gradients and
-//! state, in lane-sized chunks, with the scalar reference on the tail.
+//! state, in lane-sized chunks, with the scalar reference on the few elements before and after
+//! the vector loop.
 //!
 //! The arithmetic lives in each optimizer's [`Kernel::update`], a pure function of lane values.
 //! The driver owns loading and storing, so other storage formats (bf16 or block-quantized
