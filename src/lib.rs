@@ -5,38 +5,25 @@
 #[cfg(test)]
 extern crate std;
 
-mod adadelta;
-
-pub mod amp;
-pub mod clip;
-pub mod schedule;
-
-mod adagrad;
-mod adam;
-mod adamax;
+// Layout of the source tree (public paths stay flat, through the re-exports below):
+// optim/     one file per optimizer: formula, per-step scalars, kernel body, tests
+// training/  loss scaling, clipping and schedules
+// kernel.rs  the driver that owns loads and stores; lane.rs the lane abstraction;
+// dispatch/  backend selection, the only module with `unsafe`.
 mod dispatch;
 mod error;
 mod kernel;
 mod lane;
-mod lion;
-mod nadam;
+mod optim;
 mod optimizer;
-mod radam;
-mod rmsprop;
-mod sgd;
+mod training;
 
-pub use adadelta::{Adadelta, AdadeltaPlan};
-pub use adagrad::{Adagrad, AdagradPlan};
-pub use adam::{Adam, AdamPlan};
-pub use adamax::{Adamax, AdamaxPlan};
 pub use dispatch::Backend;
 pub use error::Error;
-pub use lion::{Lion, LionPlan};
-pub use nadam::{NAdam, NAdamPlan, NAdamScalars};
+pub use optim::*;
 pub use optimizer::{Optimizer, StepPlan};
-pub use radam::{RAdam, RAdamPlan};
-pub use rmsprop::{RMSprop, RMSpropPlan};
-pub use sgd::{Sgd, SgdPlan};
+#[doc(inline)]
+pub use training::{amp, clip, schedule};
 
 /// Internal pieces exposed for this crate's own tests, benchmarks and fuzzers. Not part of the
 /// public API: no stability promise.
