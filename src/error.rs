@@ -52,6 +52,14 @@ pub enum Error {
         /// The value found.
         value: f64,
     },
+    /// A piece of a tensor with block-quantized state starts inside a block: pieces must start
+    /// at a multiple of the block size (see [`StateFormat::block`](crate::StateFormat::block)).
+    Misaligned {
+        /// The piece's first element within the whole tensor.
+        offset: usize,
+        /// The block size it must be a multiple of.
+        block: usize,
+    },
     /// A schedule was asked for a step past its end (`OneCycleLR` beyond `total_steps`).
     StepOutOfRange {
         /// The step asked for.
@@ -83,6 +91,10 @@ impl fmt::Display for Error {
             }
             Error::BackendUnavailable(b) => write!(f, "backend {b} is not available on this CPU"),
             Error::NonFinite { what, value } => write!(f, "{what} is non-finite: {value}"),
+            Error::Misaligned { offset, block } => write!(
+                f,
+                "a piece starting at element {offset} is not aligned to the state's blocks of {block}"
+            ),
             Error::StepOutOfRange { step, last } => {
                 write!(f, "step {step} is past the schedule's last step {last}")
             }

@@ -11,6 +11,10 @@ use crate::lane::Lane;
 
 /// A per-element optimizer update with `S` state values per parameter.
 pub(crate) trait Kernel<const S: usize> {
+    /// Whether each state plane may hold negative values; block-quantized state uses the signed
+    /// code table for those and the unsigned one (finer near zero) for the others.
+    const SIGNED: [bool; S];
+
     /// Updates one lane vector: returns the new parameters and rewrites `state` in place.
     fn update<L: Lane>(&self, p: L, g: L, state: &mut [L; S]) -> L;
 }
@@ -216,6 +220,7 @@ pub(crate) fn split_state<const S: usize>(
 pub(crate) struct Floor;
 
 impl<const S: usize> Kernel<S> for Floor {
+    const SIGNED: [bool; S] = [true; S];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, state: &mut [L; S]) -> L {
         let mut carry = p;

@@ -202,6 +202,22 @@ impl Lerp {
         }
     }
 
+    /// Prepares `lerp(·, ·, w)` as torch's compiled (inductor) graph does for a Python-float
+    /// weight: `a + (b − a)·f32(w)` for `|w| < 0.5`, else `b + (b − a)·f32(−(1 − w))`, with
+    /// `1 − w` taken in f64.
+    #[inline]
+    pub(crate) fn compiled(w: f64) -> Self {
+        let from_start = libm::fabs(w) < 0.5;
+        Lerp {
+            coeff: if from_start {
+                w as f32
+            } else {
+                (-(1.0 - w)) as f32
+            },
+            from_start,
+        }
+    }
+
     /// `lerp(a, b, w)` on lanes.
     #[inline(always)]
     pub(crate) fn apply<L: Lane>(self, a: L, b: L) -> L {

@@ -12,6 +12,7 @@ extern crate std;
 // dispatch/  backend selection, the only module with `unsafe`.
 mod dispatch;
 mod error;
+mod format;
 mod kernel;
 mod lane;
 mod optim;
@@ -20,6 +21,7 @@ mod training;
 
 pub use dispatch::Backend;
 pub use error::Error;
+pub use format::{Grads, Params, State, StateFormat, StateLayout, bf16, f16};
 pub use optim::*;
 pub use optimizer::{Optimizer, StepPlan};
 #[doc(inline)]

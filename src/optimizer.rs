@@ -1,6 +1,6 @@
 //! The two traits every optimizer implements, for code that is generic over optimizers.
 
-use crate::{Backend, Error};
+use crate::{Backend, Error, Grads, Params, State};
 
 /// Hyperparameters of one optimizer: validation, state layout and per-step planning.
 ///
@@ -44,6 +44,30 @@ pub trait Optimizer: Copy + core::fmt::Debug {
     /// `initial_accumulator_value`.
     fn init_state(&self, state: &mut [f32]);
 
+    /// The value a fresh state holds in every element: `0`, or Adagrad's
+    /// `initial_accumulator_value`.
+    #[inline]
+    fn initial_value(&self) -> f32 {
+        0.0
+    }
+
+    /// Writes a fresh state into buffers of any [`StateFormat`](crate::StateFormat). Zeroed
+    /// buffers are already a fresh state in every format, except for an Adagrad with a non-zero
+    /// `initial_accumulator_value`, whose blocks get the scale and code of that value.
+    ///
+    /// ```
+    /// use fused_optim::{Adagrad, Optimizer, State, bf16};
+    /// let adagrad = Adagrad { initial_accumulator_value: 0.5, ..Adagrad::default() };
+    /// let mut sum = [bf16::ZERO; 4];
+    /// adagrad.init_state_in(State::Bf16(&mut sum));
+    /// assert_eq!(sum[0].to_f32(), 0.5);
+    /// ```
+    #[inline]
+    fn init_state_in(&self, state: State<'_>) {
+        let mut state = state;
+        state.fill(self.initial_value());
+    }
+
     /// Validates and computes the per-step scalars for step number `step` (starting at 1),
     /// given the scalar state before this step.
     ///
@@ -57,18 +81,68 @@ pub trait StepPlan: Copy + core::fmt::Debug {
     /// See [`Optimizer::Scalars`].
     type Scalars: Copy;
 
-    /// Updates one tensor on the backend named.
+    /// Updates one piece of a tensor in any storage format, on the backend named: see each
+    /// plan's inherent `apply_piece` (for example [`AdamPlan::apply_piece`](crate::AdamPlan::apply_piece)).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`], [`Error::Misaligned`] or [`Error::BackendUnavailable`];
+    /// nothing is written then.
+    fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error>;
+
+    /// Updates one whole tensor in any storage format on [`Backend::best`].
+    ///
+    /// ```
+    /// use fused_optim::{Adam, Grads, Params, State, StepPlan, bf16};
+    /// // bf16 parameters, gradients and state, as torch's fused kernels keep them.
+    /// let mut p = [bf16::from_f32(1.0); 8];
+    /// let g = [bf16::from_f32(0.5); 8];
+    /// let mut s = [bf16::ZERO; 16];
+    /// let plan = Adam { lr: 0.1, ..Adam::default() }.plan(1)?;
+    /// plan.apply_to(Params::Bf16(&mut p), Grads::Bf16(&g), State::Bf16(&mut s))?;
+    /// assert_eq!(p[0].to_f32(), 0.8984375); // 0.9 rounded to bf16
+    /// # Ok::<(), fused_optim::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`StepPlan::apply_piece`].
+    #[inline]
+    fn apply_to(
+        &self,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
+        self.apply_piece(Backend::best(), 0, params, grads, state)
+    }
+
+    /// Updates one `f32` tensor on the backend named.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] when `grads` or `state` do not fit `params`, and
     /// [`Error::BackendUnavailable`]; in both cases nothing is written.
+    #[inline]
     fn apply_on(
         &self,
         backend: Backend,
         params: &mut [f32],
         grads: &[f32],
         state: &mut [f32],
-    ) -> Result<(), Error>;
+    ) -> Result<(), Error> {
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
 
     /// Updates one tensor on [`Backend::best`].
     ///
@@ -106,8 +180,12 @@ macro_rules! optimizer_traits {
             }
             #[inline]
             fn init_state(&self, state: &mut [f32]) {
+                state.fill($crate::optimizer::Optimizer::initial_value(self));
+            }
+            #[inline]
+            fn initial_value(&self) -> f32 {
                 let fill: fn(&$opt) -> f32 = $fill;
-                state.fill(fill(self));
+                fill(self)
             }
             #[inline]
             fn plan(&self, step: u64, _: &()) -> Result<$plan, $crate::Error> {
@@ -119,14 +197,15 @@ macro_rules! optimizer_traits {
             type Scalars = ();
 
             #[inline]
-            fn apply_on(
+            fn apply_piece(
                 &self,
                 backend: $crate::Backend,
-                params: &mut [f32],
-                grads: &[f32],
-                state: &mut [f32],
+                offset: usize,
+                params: $crate::Params<'_>,
+                grads: $crate::Grads<'_>,
+                state: $crate::State<'_>,
             ) -> Result<(), $crate::Error> {
-                $plan::apply_on(self, backend, params, grads, state)
+                $plan::apply_piece(self, backend, offset, params, grads, state)
             }
             #[inline]
             fn scalars_after(&self) {}

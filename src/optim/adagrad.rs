@@ -1,8 +1,9 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane};
 use crate::optimizer::optimizer_traits;
 
@@ -115,6 +116,7 @@ impl Adagrad {
         let t = step_number(step)?;
         let clr = self.lr / (1.0 + (t - 1.0) * self.lr_decay);
         Ok(AdagradPlan {
+            step,
             neg_clr: (-clr) as f32,
             eps: self.eps as f32,
             prep: GradPrep::l2(self.maximize, self.weight_decay),
@@ -151,6 +153,7 @@ impl Adagrad {
 /// Adagrad's precomputed step: build it with [`Adagrad::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdagradPlan {
+    step: u64,
     neg_clr: f32,
     eps: f32,
     prep: GradPrep,
@@ -197,12 +200,44 @@ impl AdagradPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let s = split_state::<1>(params.len(), grads.len(), state)?;
-        run(backend, self, params, grads, s)
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
+        format::run::<_, 1>(backend, self, self.step, offset, params, grads, state)
     }
 }
 
 impl Kernel<1> for AdagradPlan {
+    const SIGNED: [bool; 1] = [false];
     /// The per-element update, in torch's order (see [`Adagrad`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [s]: &mut [L; 1]) -> L {

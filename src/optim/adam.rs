@@ -1,8 +1,9 @@
 //! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`).
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, beta, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp, max_nan};
 use crate::optimizer::optimizer_traits;
 
@@ -150,6 +151,7 @@ impl Adam {
             self.decoupled_weight_decay,
         );
         Ok(AdamPlan {
+            step,
             kernel: AdamKernel {
                 neg_step_size: (-(self.lr / bc1)) as f32,
                 bc2_sqrt: libm::sqrt(bc2) as f32,
@@ -193,6 +195,7 @@ impl Adam {
 /// Adam's precomputed step: build it with [`Adam::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamPlan {
+    step: u64,
     kernel: AdamKernel,
     amsgrad: bool,
 }
@@ -240,13 +243,58 @@ impl AdamPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let n = params.len();
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
         if self.amsgrad {
-            let s = split_state::<3>(n, grads.len(), state)?;
-            run(backend, &self.kernel, params, grads, s)
+            format::run::<_, 3>(
+                backend,
+                &self.kernel,
+                self.step,
+                offset,
+                params,
+                grads,
+                state,
+            )
         } else {
-            let s = split_state::<2>(n, grads.len(), state)?;
-            run(backend, &self.kernel, params, grads, s)
+            format::run::<_, 2>(
+                backend,
+                &self.kernel,
+                self.step,
+                offset,
+                params,
+                grads,
+                state,
+            )
         }
     }
 }
@@ -282,6 +330,7 @@ impl AdamKernel {
 }
 
 impl Kernel<2> for AdamKernel {
+    const SIGNED: [bool; 2] = [true, false];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v]: &mut [L; 2]) -> L {
         self.body(p, g, m, v, None)
@@ -289,6 +338,7 @@ impl Kernel<2> for AdamKernel {
 }
 
 impl Kernel<3> for AdamKernel {
+    const SIGNED: [bool; 3] = [true, false, false];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v, vmax]: &mut [L; 3]) -> L {
         self.body(p, g, m, v, Some(vmax))

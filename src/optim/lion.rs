@@ -1,9 +1,10 @@
 //! Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), in the authors'
 //! PyTorch form.
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, beta, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, sign_torch};
 use crate::optimizer::optimizer_traits;
 
@@ -111,6 +112,7 @@ impl Lion {
         step_number(step)?;
         let (b1, b2) = self.betas;
         Ok(LionPlan {
+            step,
             neg_lr: (-self.lr) as f32,
             prep: GradPrep::new(self.maximize, self.lr, self.weight_decay, true),
             beta1: b1 as f32,
@@ -150,6 +152,7 @@ impl Lion {
 /// Lion's precomputed step: build it with [`Lion::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LionPlan {
+    step: u64,
     neg_lr: f32,
     prep: GradPrep,
     beta1: f32,
@@ -199,12 +202,44 @@ impl LionPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let s = split_state::<1>(params.len(), grads.len(), state)?;
-        run(backend, self, params, grads, s)
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
+        format::run::<_, 1>(backend, self, self.step, offset, params, grads, state)
     }
 }
 
 impl Kernel<1> for LionPlan {
+    const SIGNED: [bool; 1] = [true];
     /// The per-element update, in the reference code's order (see [`Lion`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m]: &mut [L; 1]) -> L {

@@ -10,6 +10,7 @@ mod nadam;
 mod radam;
 mod rmsprop;
 mod sgd;
+mod torchao_adam;
 
 pub use adadelta::{Adadelta, AdadeltaPlan};
 pub use adagrad::{Adagrad, AdagradPlan};
@@ -20,3 +21,4 @@ pub use nadam::{NAdam, NAdamPlan, NAdamScalars};
 pub use radam::{RAdam, RAdamPlan};
 pub use rmsprop::{RMSprop, RMSpropPlan};
 pub use sgd::{Sgd, SgdPlan};
+pub use torchao_adam::{TorchaoAdam, TorchaoAdamPlan};

@@ -1,8 +1,9 @@
 //! NAdam (`torch.optim.NAdam`), with its scalar state `mu_product`.
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, beta, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::{Optimizer, StepPlan};
 
@@ -179,6 +180,7 @@ impl NAdam {
             self.decoupled_weight_decay,
         );
         Ok(NAdamPlan {
+            step,
             kernel: NAdamKernel {
                 grad_coeff: (-self.lr * (1.0 - mu) / (1.0 - mu_product_f64)) as f32,
                 avg_coeff: ((-self.lr * mu_next) / (1.0 - mu_product_next)) as f32,
@@ -233,6 +235,7 @@ impl NAdam {
 /// [`NAdamPlan::scalars_after`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NAdamPlan {
+    step: u64,
     kernel: NAdamKernel,
     after: NAdamScalars,
 }
@@ -293,8 +296,47 @@ impl NAdamPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let s = split_state::<2>(params.len(), grads.len(), state)?;
-        run(backend, &self.kernel, params, grads, s)
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
+        format::run::<_, 2>(
+            backend,
+            &self.kernel,
+            self.step,
+            offset,
+            params,
+            grads,
+            state,
+        )
     }
 }
 
@@ -313,6 +355,7 @@ struct NAdamKernel {
 }
 
 impl Kernel<2> for NAdamKernel {
+    const SIGNED: [bool; 2] = [true, false];
     /// The per-element update, in torch's order (see [`NAdam`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v]: &mut [L; 2]) -> L {
@@ -351,14 +394,15 @@ impl StepPlan for NAdamPlan {
     type Scalars = NAdamScalars;
 
     #[inline]
-    fn apply_on(
+    fn apply_piece(
         &self,
         backend: Backend,
-        params: &mut [f32],
-        grads: &[f32],
-        state: &mut [f32],
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
     ) -> Result<(), Error> {
-        NAdamPlan::apply_on(self, backend, params, grads, state)
+        NAdamPlan::apply_piece(self, backend, offset, params, grads, state)
     }
     #[inline]
     fn scalars_after(&self) -> NAdamScalars {

@@ -1,8 +1,9 @@
 //! RAdam (`torch.optim.RAdam`): Adam with a rectified adaptive learning rate.
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, beta, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::optimizer_traits;
 
@@ -152,6 +153,7 @@ impl RAdam {
             self.decoupled_weight_decay,
         );
         Ok(RAdamPlan {
+            step,
             lr: self.lr as f32,
             bc1: bc1 as f32,
             rectified,
@@ -192,6 +194,7 @@ impl RAdam {
 /// RAdam's precomputed step: build it with [`RAdam::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RAdamPlan {
+    step: u64,
     lr: f32,
     bc1: f32,
     rectified: Option<Rectified>,
@@ -251,12 +254,44 @@ impl RAdamPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let s = split_state::<2>(params.len(), grads.len(), state)?;
-        run(backend, self, params, grads, s)
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
+        format::run::<_, 2>(backend, self, self.step, offset, params, grads, state)
     }
 }
 
 impl Kernel<2> for RAdamPlan {
+    const SIGNED: [bool; 2] = [true, false];
     /// The per-element update, in torch's order (see [`RAdam`]).
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [m, v]: &mut [L; 2]) -> L {

@@ -1,8 +1,9 @@
 //! RMSprop (`torch.optim.RMSprop`).
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
 use crate::optimizer::optimizer_traits;
 
@@ -132,6 +133,7 @@ impl RMSprop {
         self.validate()?;
         step_number(step)?;
         Ok(RMSpropPlan {
+            step,
             neg_lr: (-self.lr) as f32,
             alpha: self.alpha as f32,
             one_minus_alpha: (1.0 - self.alpha) as f32,
@@ -174,6 +176,7 @@ impl RMSprop {
 /// RMSprop's precomputed step: build it with [`RMSprop::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RMSpropPlan {
+    step: u64,
     neg_lr: f32,
     alpha: f32,
     one_minus_alpha: f32,
@@ -226,29 +229,46 @@ impl RMSpropPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let n = params.len();
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
         match (self.momentum.is_some(), self.centered) {
-            (false, false) => run(
-                backend,
-                self,
-                params,
-                grads,
-                split_state::<1>(n, grads.len(), state)?,
-            ),
-            (true, true) => run(
-                backend,
-                self,
-                params,
-                grads,
-                split_state::<3>(n, grads.len(), state)?,
-            ),
-            _ => run(
-                backend,
-                self,
-                params,
-                grads,
-                split_state::<2>(n, grads.len(), state)?,
-            ),
+            (false, false) => {
+                format::run::<_, 1>(backend, self, self.step, offset, params, grads, state)
+            }
+            (true, true) => {
+                format::run::<_, 3>(backend, self, self.step, offset, params, grads, state)
+            }
+            _ => format::run::<_, 2>(backend, self, self.step, offset, params, grads, state),
         }
     }
 
@@ -276,6 +296,7 @@ impl RMSpropPlan {
 }
 
 impl Kernel<1> for RMSpropPlan {
+    const SIGNED: [bool; 1] = [false];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [v]: &mut [L; 1]) -> L {
         self.body(p, g, v, None, None)
@@ -283,6 +304,7 @@ impl Kernel<1> for RMSpropPlan {
 }
 
 impl Kernel<2> for RMSpropPlan {
+    const SIGNED: [bool; 2] = [false, true];
     /// Two planes: `square_avg` and either `momentum_buffer` or `grad_avg`.
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [v, x]: &mut [L; 2]) -> L {
@@ -295,6 +317,7 @@ impl Kernel<2> for RMSpropPlan {
 }
 
 impl Kernel<3> for RMSpropPlan {
+    const SIGNED: [bool; 3] = [false, true, true];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [v, b, ga]: &mut [L; 3]) -> L {
         self.body(p, g, v, Some(b), Some(ga))

@@ -1,8 +1,9 @@
 //! Stochastic gradient descent with momentum and Nesterov (`torch.optim.SGD`).
 
-use crate::dispatch::{Backend, run};
+use crate::dispatch::Backend;
 use crate::error::{Error, finite, non_negative, step_number};
-use crate::kernel::{Kernel, split_state};
+use crate::format::{self, Grads, Params, State};
+use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane};
 use crate::optimizer::optimizer_traits;
 
@@ -122,6 +123,7 @@ impl Sgd {
         self.validate()?;
         step_number(step)?;
         Ok(SgdPlan {
+            step,
             neg_lr: (-self.lr) as f32,
             prep: GradPrep::l2(self.maximize, self.weight_decay),
             momentum: self.momentum as f32,
@@ -158,6 +160,7 @@ impl Sgd {
 /// SGD's prepared step: build it with [`Sgd::plan`], apply it to each tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdPlan {
+    step: u64,
     neg_lr: f32,
     prep: GradPrep,
     momentum: f32,
@@ -207,13 +210,42 @@ impl SgdPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        let n = params.len();
+        self.apply_piece(
+            backend,
+            0,
+            Params::F32(params),
+            Grads::F32(grads),
+            State::F32(state),
+        )
+    }
+
+    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
+    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
+    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
+    /// the same kernel as [`Self::apply`] and rounded once per store.
+    ///
+    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
+    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
+    /// random stream with it, so any split gives the bits of the whole.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
+    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
+    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
+    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    #[inline]
+    pub fn apply_piece(
+        &self,
+        backend: Backend,
+        offset: usize,
+        params: Params<'_>,
+        grads: Grads<'_>,
+        state: State<'_>,
+    ) -> Result<(), Error> {
         if self.has_momentum {
-            let s = split_state::<1>(n, grads.len(), state)?;
-            run(backend, self, params, grads, s)
+            format::run::<_, 1>(backend, self, self.step, offset, params, grads, state)
         } else {
-            let s = split_state::<0>(n, grads.len(), state)?;
-            run(backend, self, params, grads, s)
+            format::run::<_, 0>(backend, self, self.step, offset, params, grads, state)
         }
     }
 
@@ -224,6 +256,7 @@ impl SgdPlan {
 }
 
 impl Kernel<0> for SgdPlan {
+    const SIGNED: [bool; 0] = [];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, _: &mut [L; 0]) -> L {
         p + self.grad(p, g) * L::splat(self.neg_lr)
@@ -231,6 +264,7 @@ impl Kernel<0> for SgdPlan {
 }
 
 impl Kernel<1> for SgdPlan {
+    const SIGNED: [bool; 1] = [true];
     #[inline(always)]
     fn update<L: Lane>(&self, p: L, g: L, [b]: &mut [L; 1]) -> L {
         let g = self.grad(p, g);

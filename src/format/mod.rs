@@ -1,0 +1,812 @@
+//! Storage formats: bf16 and f16 parameters and gradients, bf16/f16 state, torchao's
+//! block-quantized state (8-bit and 4-bit codes, float8), stochastic rounding and Kahan
+//! compensation.
+//!
+//! Formats are load/store paths around the same kernel bodies. The driver below cuts a tensor
+//! into tiles of 256 values, widens each operand of the tile to `f32` (dequantizing whole blocks),
+//! runs the optimizer's ordinary `f32` kernel on the tile, and narrows the results back:
+//! parameters rounded once per store (to nearest even, stochastically, or with a Kahan
+//! compensation), state rounded or re-quantized block by block. Tiles start at multiples of 256
+//! from the piece's start, and a piece of a block-quantized tensor must start at a block
+//! boundary, so every block is quantized whole and the bits never depend on the split.
+
+mod codes;
+mod convert;
+mod philox;
+mod tables;
+
+use core::ops::Range;
+
+pub use half::{bf16, f16};
+
+use crate::dispatch::{LaneJob, with_backend};
+use crate::kernel::{Kernel, drive};
+use crate::lane::Lane;
+use crate::{Backend, Error};
+use codes::{
+    INT4_SIGNED_MAP, INT4_UNSIGNED_MAP, INT8_SIGNED_MAP, INT8_UNSIGNED_MAP, code4, code8,
+    e4m3_to_f32, f32_to_e4m3,
+};
+use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_bf16_sr, f32_to_f16};
+
+/// A tensor's parameters, in one of the supported dtypes, with the rounding used when the
+/// updated values are stored.
+///
+/// Every element is computed in `f32` and rounded **once** per store. Round to nearest even is
+/// what torch's fused CPU kernels do for bf16/f16 parameters. An update smaller than half a bf16
+/// ulp is lost under it; the two other bf16 modes keep such updates:
+/// - [`Params::Bf16Stochastic`] rounds up or down at random with the probability that makes the
+///   result unbiased. The random bits are Philox4x32-10 keyed by `seed`, with the step and the
+///   element's index in the whole tensor as the counter, so any split of the tensor and every
+///   backend give the same bits.
+/// - [`Params::Bf16Kahan`] keeps the rounding error of each parameter in a bf16 compensation
+///   buffer (torch-optimi's Kahan-compensated bf16): the kernel sees `p + c`, and after the
+///   update `p = bf16(p')`, `c = bf16(p' − p)`. A zeroed buffer is a fresh state.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Params<'a> {
+    /// `f32` parameters, as in [`StepPlan::apply`](crate::StepPlan::apply).
+    F32(&'a mut [f32]),
+    /// bf16 parameters, rounded to nearest even.
+    Bf16(&'a mut [bf16]),
+    /// f16 parameters, rounded to nearest even.
+    F16(&'a mut [f16]),
+    /// bf16 parameters with stochastic rounding.
+    Bf16Stochastic {
+        /// The parameters.
+        params: &'a mut [bf16],
+        /// Keys the random stream; use one seed per tensor (or per run) and keep it across steps.
+        seed: u64,
+    },
+    /// bf16 parameters with a bf16 Kahan compensation buffer of the same length.
+    Bf16Kahan {
+        /// The parameters.
+        params: &'a mut [bf16],
+        /// The rounding error carried from step to step; zeros to start.
+        compensation: &'a mut [bf16],
+    },
+}
+
+impl Params<'_> {
+    /// The number of parameters.
+    ///
+    /// ```
+    /// use fused_optim::{Params, bf16};
+    /// let mut p = [bf16::ZERO; 5];
+    /// assert_eq!(Params::Bf16(&mut p).len(), 5);
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            Params::F32(p) => p.len(),
+            Params::Bf16(p) | Params::Bf16Stochastic { params: p, .. } => p.len(),
+            Params::Bf16Kahan { params, .. } => params.len(),
+            Params::F16(p) => p.len(),
+        }
+    }
+
+    /// Whether there are no parameters.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor's gradients, in any supported dtype (independent of the parameters' dtype: f32
+/// master weights with bf16 gradients are common).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Grads<'a> {
+    /// `f32` gradients.
+    F32(&'a [f32]),
+    /// bf16 gradients.
+    Bf16(&'a [bf16]),
+    /// f16 gradients.
+    F16(&'a [f16]),
+}
+
+impl Grads<'_> {
+    /// The number of gradients.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            Grads::F32(g) => g.len(),
+            Grads::Bf16(g) => g.len(),
+            Grads::F16(g) => g.len(),
+        }
+    }
+
+    /// Whether there are no gradients.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How optimizer state is stored. See [`StateFormat::layout`] for the buffer sizes.
+///
+/// | format | bytes per state value | block | notes |
+/// |---|---|---|---|
+/// | `F32` | 4 | – | as [`StepPlan::apply`](crate::StepPlan::apply) |
+/// | `Bf16`, `F16` | 2 | – | rounded to nearest even on every store, as torch's fused kernels keep bf16 state |
+/// | `Int8` | 1 + 4/256 | 256 | torchao's dynamic-tree codes, one f32 scale (absmax) per block |
+/// | `Int4` | 0.5 + 4/128 | 128 | torchao's 4-bit codes, two per byte (`hi << 4 \| lo`) |
+/// | `Fp8` | 1 + 4/256 | 256 | float8 e4m3fn, scale `absmax / 448` per block |
+///
+/// Block formats quantize each block to the scale of its largest magnitude and pick the nearest
+/// code (ties up), exactly as torchao does; the step itself uses the unquantized new values. A
+/// state plane that can only be non-negative (Adam's `v`, Adagrad's `sum`, …) uses the unsigned
+/// code table, a signed one (momentum, `m`) the signed table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StateFormat {
+    /// `f32` values.
+    F32,
+    /// bf16 values.
+    Bf16,
+    /// f16 values.
+    F16,
+    /// 8-bit codes in blocks of 256 (torchao `AdamW8bit`).
+    Int8,
+    /// 4-bit codes in blocks of 128 (torchao `AdamW4bit`).
+    Int4,
+    /// float8 e4m3fn codes in blocks of 256 (torchao `AdamWFp8`).
+    Fp8,
+}
+
+/// The buffer sizes of one tensor's state: see [`StateFormat::layout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StateLayout {
+    /// Elements of the value buffer (`f32`, bf16 or f16), for the element formats.
+    pub values: usize,
+    /// Bytes of codes, for the block formats.
+    pub codes: usize,
+    /// `f32` block scales, for the block formats.
+    pub scales: usize,
+}
+
+impl StateLayout {
+    /// Bytes of state in total.
+    ///
+    /// ```
+    /// use fused_optim::StateFormat;
+    /// // AdamW's two planes over 4096 parameters: 8 bytes each in f32, about 2 in 8-bit.
+    /// assert_eq!(StateFormat::F32.layout(2, 4096).bytes(), 32768);
+    /// assert_eq!(StateFormat::Int8.layout(2, 4096).bytes(), 8192 + 2 * 16 * 4);
+    /// ```
+    #[inline]
+    pub const fn bytes(&self) -> usize {
+        self.codes.saturating_add(self.scales.saturating_mul(4))
+    }
+}
+
+impl StateFormat {
+    /// Values per block: 256 for `Int8` and `Fp8`, 128 for `Int4`, 1 for the element formats.
+    /// A piece of a tensor must start at a multiple of it.
+    #[inline]
+    pub const fn block(self) -> usize {
+        match self {
+            StateFormat::F32 | StateFormat::Bf16 | StateFormat::F16 => 1,
+            StateFormat::Int8 | StateFormat::Fp8 => 256,
+            StateFormat::Int4 => 128,
+        }
+    }
+
+    /// The buffers needed for `planes` state planes of `n` values (see each optimizer's
+    /// `state_len(n) / n` for its plane count). Planes are stored one after another in each
+    /// buffer: plane `j`'s values (or codes, or scales) follow plane `j − 1`'s.
+    ///
+    /// ```
+    /// use fused_optim::{StateFormat, StateLayout};
+    /// assert_eq!(StateFormat::Bf16.layout(2, 10), StateLayout { values: 20, codes: 0, scales: 0 });
+    /// // 4-bit: two codes per byte, one scale per 128 values (a last partial block counts).
+    /// assert_eq!(StateFormat::Int4.layout(2, 300), StateLayout { values: 0, codes: 300, scales: 6 });
+    /// ```
+    #[inline]
+    pub const fn layout(self, planes: usize, n: usize) -> StateLayout {
+        let per_plane = self.plane(n);
+        StateLayout {
+            values: per_plane.values.saturating_mul(planes),
+            codes: per_plane.codes.saturating_mul(planes),
+            scales: per_plane.scales.saturating_mul(planes),
+        }
+    }
+
+    /// The layout of one plane of `n` values.
+    const fn plane(self, n: usize) -> StateLayout {
+        let blocks = n.div_ceil(self.block());
+        match self {
+            StateFormat::F32 | StateFormat::Bf16 | StateFormat::F16 => StateLayout {
+                values: n,
+                codes: 0,
+                scales: 0,
+            },
+            StateFormat::Int8 | StateFormat::Fp8 => StateLayout {
+                values: 0,
+                codes: n,
+                scales: blocks,
+            },
+            StateFormat::Int4 => StateLayout {
+                values: 0,
+                codes: n.div_ceil(2),
+                scales: blocks,
+            },
+        }
+    }
+
+    /// The state format torchao 0.18 uses for a tensor of `n` values under this block format:
+    /// the block format itself when `n ≥ 4096` and `n` is a multiple of the block, otherwise
+    /// plain state (`small`: `F32`, or `Bf16` for bf16 parameters). Element formats are
+    /// returned unchanged.
+    ///
+    /// ```
+    /// use fused_optim::StateFormat;
+    /// assert_eq!(StateFormat::Int8.torchao_for(4096, StateFormat::F32), StateFormat::Int8);
+    /// assert_eq!(StateFormat::Int8.torchao_for(4000, StateFormat::F32), StateFormat::F32);
+    /// assert_eq!(StateFormat::Int4.torchao_for(4096 + 128, StateFormat::Bf16), StateFormat::Int4);
+    /// assert_eq!(StateFormat::Fp8.torchao_for(4096 + 128, StateFormat::Bf16), StateFormat::Bf16);
+    /// ```
+    #[inline]
+    pub const fn torchao_for(self, n: usize, small: StateFormat) -> StateFormat {
+        if self.block() == 1 || (n >= 4096 && n.is_multiple_of(self.block())) {
+            self
+        } else {
+            small
+        }
+    }
+}
+
+/// One tensor's optimizer state in one of the [`StateFormat`]s. All planes of the tensor live
+/// in the same buffers, one plane after another (see [`StateFormat::layout`]). Zeroed buffers
+/// are a fresh state in every format (for Adagrad, write its initial value with
+/// [`Optimizer::init_state_in`](crate::Optimizer::init_state_in)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum State<'a> {
+    /// `f32` values.
+    F32(&'a mut [f32]),
+    /// bf16 values.
+    Bf16(&'a mut [bf16]),
+    /// f16 values.
+    F16(&'a mut [f16]),
+    /// 8-bit codes with one scale per 256 values.
+    Int8 {
+        /// One byte per value.
+        codes: &'a mut [u8],
+        /// One `f32` per block.
+        scales: &'a mut [f32],
+    },
+    /// 4-bit codes, two per byte, with one scale per 128 values.
+    Int4 {
+        /// Half a byte per value (the first of each pair in the high nibble).
+        codes: &'a mut [u8],
+        /// One `f32` per block.
+        scales: &'a mut [f32],
+    },
+    /// float8 e4m3fn codes with one scale per 256 values.
+    Fp8 {
+        /// One byte per value.
+        codes: &'a mut [u8],
+        /// One `f32` per block.
+        scales: &'a mut [f32],
+    },
+}
+
+impl State<'_> {
+    /// The format of these buffers.
+    ///
+    /// ```
+    /// use fused_optim::{State, StateFormat};
+    /// let (mut codes, mut scales) = ([0u8; 512], [0.0f32; 2]);
+    /// let s = State::Int8 { codes: &mut codes, scales: &mut scales };
+    /// assert_eq!(s.format(), StateFormat::Int8);
+    /// ```
+    #[inline]
+    pub fn format(&self) -> StateFormat {
+        match self {
+            State::F32(_) => StateFormat::F32,
+            State::Bf16(_) => StateFormat::Bf16,
+            State::F16(_) => StateFormat::F16,
+            State::Int8 { .. } => StateFormat::Int8,
+            State::Int4 { .. } => StateFormat::Int4,
+            State::Fp8 { .. } => StateFormat::Fp8,
+        }
+    }
+
+    /// The buffers' sizes.
+    fn layout(&self) -> StateLayout {
+        match self {
+            State::F32(v) => StateLayout {
+                values: v.len(),
+                ..StateLayout::default()
+            },
+            State::Bf16(v) => StateLayout {
+                values: v.len(),
+                ..StateLayout::default()
+            },
+            State::F16(v) => StateLayout {
+                values: v.len(),
+                ..StateLayout::default()
+            },
+            State::Int8 { codes, scales }
+            | State::Int4 { codes, scales }
+            | State::Fp8 { codes, scales } => StateLayout {
+                values: 0,
+                codes: codes.len(),
+                scales: scales.len(),
+            },
+        }
+    }
+
+    /// Writes the state of `value` in every element (a zeroed state for `0.0`): every value,
+    /// or every code with the block scale that makes it dequantize closest to `value`.
+    pub(crate) fn fill(&mut self, value: f32) {
+        match self {
+            State::F32(v) => v.fill(value),
+            State::Bf16(v) => v.fill(f32_to_bf16(value)),
+            State::F16(v) => v.fill(f32_to_f16(value)),
+            State::Int8 { codes, scales }
+            | State::Int4 { codes, scales }
+            | State::Fp8 { codes, scales }
+                if value == 0.0 =>
+            {
+                codes.fill(0);
+                scales.fill(0.0);
+            }
+            State::Int8 { codes, scales } => {
+                // The unsigned table (the only planes with a non-zero start are accumulators).
+                let (c, s) = quantize_one(value, |y| code8(false, y), 1.0);
+                codes.fill(c);
+                scales.fill(s);
+            }
+            State::Int4 { codes, scales } => {
+                let (c, s) = quantize_one(value, |y| code4(false, y), 1.0);
+                codes.fill((c << 4) | c);
+                scales.fill(s);
+            }
+            State::Fp8 { codes, scales } => {
+                let (c, s) = quantize_one(value, f32_to_e4m3, FP8_MAX);
+                codes.fill(c);
+                scales.fill(s);
+            }
+        }
+    }
+}
+
+/// A block whose every value is `x`: its scale and code.
+fn quantize_one(x: f32, code: impl Fn(f32) -> u8, max: f32) -> (u8, f32) {
+    let s = block_scale(libm::fabsf(x), max);
+    (code(x / s), s)
+}
+
+/// The largest finite float8 e4m3fn value.
+const FP8_MAX: f32 = 448.0;
+
+/// torchao's block scale: `clip(absmax, 1e-12) / max` (NaN stays NaN, as torch's clamp).
+#[inline(always)]
+fn block_scale(absmax: f32, max: f32) -> f32 {
+    let s = if absmax < 1e-12 { 1e-12 } else { absmax };
+    let s = if absmax.is_nan() { absmax } else { s };
+    if max == 1.0 { s } else { s / max }
+}
+
+/// Which block code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlockKind {
+    Int8,
+    Int4,
+    Fp8,
+}
+
+impl BlockKind {
+    const fn size(self) -> usize {
+        match self {
+            BlockKind::Int8 | BlockKind::Fp8 => 256,
+            BlockKind::Int4 => 128,
+        }
+    }
+}
+
+/// One state plane of one tensor (piece).
+#[derive(Debug)]
+enum Plane<'a> {
+    F32(&'a mut [f32]),
+    Bf16(&'a mut [bf16]),
+    F16(&'a mut [f16]),
+    Block {
+        kind: BlockKind,
+        codes: &'a mut [u8],
+        scales: &'a mut [f32],
+    },
+}
+
+/// Splits `buf` into `S` consecutive pieces of `len` (the caller checked `buf.len() == S·len`).
+fn planes_of<T, const S: usize>(buf: &mut [T], len: usize) -> [&mut [T]; S] {
+    let mut rest = buf;
+    core::array::from_fn(|_| {
+        let (head, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(len)
+            .unwrap_or_default();
+        rest = tail;
+        head
+    })
+}
+
+/// Checks every length and alignment, then runs `k` over the tensor piece on `backend`.
+/// `signed[j]` says whether plane `j` may hold negative values (it picks the code table).
+///
+/// # Errors
+/// [`Error::LengthMismatch`], [`Error::Misaligned`], [`Error::BackendUnavailable`]; nothing is
+/// written on error.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one piece of one tensor, fully described"
+)]
+pub(crate) fn run<K: Kernel<S>, const S: usize>(
+    backend: Backend,
+    k: &K,
+    step: u64,
+    offset: usize,
+    params: Params<'_>,
+    grads: Grads<'_>,
+    state: State<'_>,
+) -> Result<(), Error> {
+    let n = params.len();
+    if grads.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "grads",
+            expected: n,
+            actual: grads.len(),
+        });
+    }
+    if let Params::Bf16Kahan { compensation, .. } = &params
+        && compensation.len() != n
+    {
+        return Err(Error::LengthMismatch {
+            what: "compensation",
+            expected: n,
+            actual: compensation.len(),
+        });
+    }
+    let format = state.format();
+    let want = format.layout(S, n);
+    let have = state.layout();
+    for (what, expected, actual) in [
+        ("state", want.values, have.values),
+        ("state codes", want.codes, have.codes),
+        ("state scales", want.scales, have.scales),
+    ] {
+        if expected != actual {
+            return Err(Error::LengthMismatch {
+                what,
+                expected,
+                actual,
+            });
+        }
+    }
+    if !offset.is_multiple_of(format.block()) {
+        return Err(Error::Misaligned {
+            offset,
+            block: format.block(),
+        });
+    }
+    if !backend.is_available() {
+        return Err(Error::BackendUnavailable(backend));
+    }
+    // The all-f32 case runs the direct driver, with no staging.
+    let (params, grads, state) = match (params, grads, state) {
+        (Params::F32(p), Grads::F32(g), State::F32(v)) => {
+            return crate::dispatch::run(backend, k, p, g, planes_of(v, n));
+        }
+        other => other,
+    };
+    let plane = format.plane(n);
+    let planes: [Plane<'_>; S] = match state {
+        State::F32(v) => planes_of::<_, S>(v, n).map(Plane::F32),
+        State::Bf16(v) => planes_of::<_, S>(v, n).map(Plane::Bf16),
+        State::F16(v) => planes_of::<_, S>(v, n).map(Plane::F16),
+        State::Int8 { codes, scales } => block_planes(BlockKind::Int8, codes, scales, plane),
+        State::Int4 { codes, scales } => block_planes(BlockKind::Int4, codes, scales, plane),
+        State::Fp8 { codes, scales } => block_planes(BlockKind::Fp8, codes, scales, plane),
+    };
+    let job = Staged {
+        k,
+        step,
+        offset,
+        params,
+        grads,
+        planes,
+    };
+    with_backend(backend, job)
+}
+
+fn block_planes<'a, const S: usize>(
+    kind: BlockKind,
+    codes: &'a mut [u8],
+    scales: &'a mut [f32],
+    plane: StateLayout,
+) -> [Plane<'a>; S] {
+    let mut c = planes_of::<_, S>(codes, plane.codes).into_iter();
+    let mut s = planes_of::<_, S>(scales, plane.scales).into_iter();
+    core::array::from_fn(|_| Plane::Block {
+        kind,
+        codes: c.next().unwrap_or_default(),
+        scales: s.next().unwrap_or_default(),
+    })
+}
+
+/// Values per tile of the staged driver: a multiple of every block size.
+const TILE: usize = 256;
+
+/// The staged driver as a job: widen a tile, run the `f32` kernel, narrow it back.
+struct Staged<'a, 'k, K, const S: usize> {
+    k: &'k K,
+    step: u64,
+    offset: usize,
+    params: Params<'a>,
+    grads: Grads<'a>,
+    planes: [Plane<'a>; S],
+}
+
+impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<L: Lane>(self) {
+        let Staged {
+            k,
+            step,
+            offset,
+            mut params,
+            grads,
+            mut planes,
+        } = self;
+        let n = params.len();
+        let mut pbuf = [0.0f32; TILE];
+        let mut gbuf = [0.0f32; TILE];
+        let mut sbuf = [[0.0f32; TILE]; S];
+        let mut start = 0;
+        while start < n {
+            let len = (n - start).min(TILE);
+            let r = start..start + len;
+            let (Some(pt), Some(gt)) = (pbuf.get_mut(..len), gbuf.get_mut(..len)) else {
+                return;
+            };
+            load_params(&params, r.clone(), pt);
+            load_grads(grads, r.clone(), gt);
+            for ((plane, buf), signed) in planes.iter().zip(sbuf.iter_mut()).zip(K::SIGNED) {
+                if let Some(b) = buf.get_mut(..len) {
+                    load_plane(plane, r.clone(), b, signed);
+                }
+            }
+            {
+                let mut rows = sbuf.iter_mut();
+                let st: [&mut [f32]; S] = core::array::from_fn(|_| match rows.next() {
+                    Some(row) => row.get_mut(..len).unwrap_or_default(),
+                    None => <&mut [f32]>::default(),
+                });
+                drive::<L, K, S>(k, pt, gt, st);
+            }
+            store_params(&mut params, r.clone(), pt, step, offset);
+            for ((plane, buf), signed) in planes.iter_mut().zip(sbuf.iter()).zip(K::SIGNED) {
+                if let Some(b) = buf.get(..len) {
+                    store_plane::<L>(plane, r.clone(), b, signed);
+                }
+            }
+            start += len;
+        }
+    }
+}
+
+/// Copies `src[r]` converted to f32 into `dst` (`dst.len() == r.len()`).
+#[inline(always)]
+fn widen<T: Copy>(src: &[T], r: Range<usize>, dst: &mut [f32], f: impl Fn(T) -> f32) {
+    if let Some(s) = src.get(r) {
+        for (d, x) in dst.iter_mut().zip(s) {
+            *d = f(*x);
+        }
+    }
+}
+
+/// Stores `src` converted by `f` into `dst[r]`.
+#[inline(always)]
+fn narrow<T>(src: &[f32], dst: &mut [T], r: Range<usize>, f: impl Fn(f32) -> T) {
+    if let Some(d) = dst.get_mut(r) {
+        for (d, x) in d.iter_mut().zip(src) {
+            *d = f(*x);
+        }
+    }
+}
+
+#[inline(always)]
+fn load_params(p: &Params<'_>, r: Range<usize>, dst: &mut [f32]) {
+    match p {
+        Params::F32(p) => widen(p, r, dst, |x| x),
+        Params::Bf16(p) | Params::Bf16Stochastic { params: p, .. } => widen(p, r, dst, bf16_to_f32),
+        Params::F16(p) => widen(p, r, dst, f16_to_f32),
+        Params::Bf16Kahan {
+            params,
+            compensation,
+        } => {
+            widen(params, r.clone(), dst, bf16_to_f32);
+            if let Some(c) = compensation.get(r) {
+                for (d, c) in dst.iter_mut().zip(c) {
+                    *d += bf16_to_f32(*c);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn store_params(p: &mut Params<'_>, r: Range<usize>, src: &[f32], step: u64, offset: usize) {
+    match p {
+        Params::F32(p) => narrow(src, p, r, |x| x),
+        Params::Bf16(p) => narrow(src, p, r, f32_to_bf16),
+        Params::F16(p) => narrow(src, p, r, f32_to_f16),
+        Params::Bf16Stochastic { params, seed } => {
+            let mut bits = [0u16; TILE];
+            let first = (offset as u64).wrapping_add(r.start as u64);
+            if let (Some(b), Some(d)) = (bits.get_mut(..src.len()), params.get_mut(r)) {
+                philox::random_u16s(*seed, step, first, b);
+                for ((d, x), b) in d.iter_mut().zip(src).zip(b.iter()) {
+                    *d = f32_to_bf16_sr(*x, *b);
+                }
+            }
+        }
+        Params::Bf16Kahan {
+            params,
+            compensation,
+        } => {
+            if let (Some(pd), Some(cd)) = (params.get_mut(r.clone()), compensation.get_mut(r)) {
+                for ((pd, cd), x) in pd.iter_mut().zip(cd.iter_mut()).zip(src) {
+                    let rounded = f32_to_bf16(*x);
+                    let err = *x - bf16_to_f32(rounded);
+                    // A non-finite parameter carries no compensation (inf − inf would be NaN).
+                    let err = if err.is_nan() { 0.0 } else { err };
+                    *pd = rounded;
+                    *cd = f32_to_bf16(err);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn load_grads(g: Grads<'_>, r: Range<usize>, dst: &mut [f32]) {
+    match g {
+        Grads::F32(g) => widen(g, r, dst, |x| x),
+        Grads::Bf16(g) => widen(g, r, dst, bf16_to_f32),
+        Grads::F16(g) => widen(g, r, dst, f16_to_f32),
+    }
+}
+
+/// The code tables of a block kind for a plane's sign.
+#[inline(always)]
+fn values_of(kind: BlockKind, signed: bool) -> &'static [f32] {
+    match (kind, signed) {
+        (BlockKind::Int8, true) => &INT8_SIGNED_MAP.values,
+        (BlockKind::Int8, false) => &INT8_UNSIGNED_MAP.values,
+        (BlockKind::Int4, true) => &INT4_SIGNED_MAP.values,
+        (BlockKind::Int4, false) => &INT4_UNSIGNED_MAP.values,
+        (BlockKind::Fp8, _) => &[],
+    }
+}
+
+#[inline(always)]
+fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool) {
+    match plane {
+        Plane::F32(v) => widen(v, r, dst, |x| x),
+        Plane::Bf16(v) => widen(v, r, dst, bf16_to_f32),
+        Plane::F16(v) => widen(v, r, dst, f16_to_f32),
+        Plane::Block {
+            kind,
+            codes,
+            scales,
+        } => {
+            // `r.start` is a multiple of the tile, hence of the block (and even).
+            let size = kind.size();
+            let table = values_of(*kind, signed);
+            for (b, out) in dst.chunks_mut(size).enumerate() {
+                let first = r.start + b * size;
+                let scale = scales.get(first / size).copied().unwrap_or(0.0);
+                match kind {
+                    BlockKind::Int8 => {
+                        if let Some(c) = codes.get(first..first + out.len()) {
+                            for (o, c) in out.iter_mut().zip(c) {
+                                *o = table.get(usize::from(*c)).copied().unwrap_or(0.0) * scale;
+                            }
+                        }
+                    }
+                    BlockKind::Fp8 => {
+                        if let Some(c) = codes.get(first..first + out.len()) {
+                            for (o, c) in out.iter_mut().zip(c) {
+                                *o = e4m3_to_f32(*c) * scale;
+                            }
+                        }
+                    }
+                    BlockKind::Int4 => {
+                        let bytes = codes.get(first / 2..).unwrap_or_default();
+                        for (pair, byte) in out.chunks_mut(2).zip(bytes) {
+                            let (hi, lo) = (usize::from(byte >> 4), usize::from(byte & 15));
+                            for (o, c) in pair.iter_mut().zip([hi, lo]) {
+                                *o = table.get(c).copied().unwrap_or(0.0) * scale;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], signed: bool) {
+    match plane {
+        Plane::F32(v) => narrow(src, v, r, |x| x),
+        Plane::Bf16(v) => narrow(src, v, r, f32_to_bf16),
+        Plane::F16(v) => narrow(src, v, r, f32_to_f16),
+        Plane::Block {
+            kind,
+            codes,
+            scales,
+        } => {
+            let size = kind.size();
+            for (b, x) in src.chunks(size).enumerate() {
+                let first = r.start + b * size;
+                let absmax = crate::kernel::drive_fold::<L, _>(&MaxAbs, x, 0.0);
+                let max = if *kind == BlockKind::Fp8 {
+                    FP8_MAX
+                } else {
+                    1.0
+                };
+                let scale = block_scale(absmax, max);
+                if let Some(s) = scales.get_mut(first / size) {
+                    *s = scale;
+                }
+                match kind {
+                    BlockKind::Int8 => {
+                        if let Some(c) = codes.get_mut(first..first + x.len()) {
+                            for (c, x) in c.iter_mut().zip(x) {
+                                *c = code8(signed, *x / scale);
+                            }
+                        }
+                    }
+                    BlockKind::Fp8 => {
+                        if let Some(c) = codes.get_mut(first..first + x.len()) {
+                            for (c, x) in c.iter_mut().zip(x) {
+                                *c = f32_to_e4m3(*x / scale);
+                            }
+                        }
+                    }
+                    BlockKind::Int4 => {
+                        let bytes = codes.get_mut(first / 2..).unwrap_or_default();
+                        for (pair, byte) in x.chunks(2).zip(bytes.iter_mut()) {
+                            let mut c = [0u8; 2];
+                            for (c, x) in c.iter_mut().zip(pair) {
+                                *c = code4(signed, *x / scale);
+                            }
+                            *byte = (c[0] << 4) | c[1];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `max |x|` over a block, NaN if any value is NaN (torch's `abs().amax()`).
+#[derive(Clone, Copy, Debug)]
+struct MaxAbs;
+
+impl crate::kernel::Fold for MaxAbs {
+    const INIT: f32 = 0.0;
+    #[inline(always)]
+    fn fold<L: Lane>(&self, x: L, acc: L) -> (L, L) {
+        (x, crate::lane::max_nan(acc, x.abs()))
+    }
+    #[inline(always)]
+    fn combine(a: f32, b: f32) -> f32 {
+        crate::lane::max_nan(a, b)
+    }
+}
