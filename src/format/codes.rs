@@ -115,31 +115,6 @@ const TINY_BITS: u32 = (127 - 27) << 23;
 /// (and NaN, which is handled separately).
 const MAG_BUCKETS: usize = 2 + (27usize << MANT_BITS);
 
-/// The bucket of a magnitude's bits (`a = |y|.to_bits()`).
-#[inline(always)]
-const fn magnitude_bucket(a: u32) -> usize {
-    if a < TINY_BITS {
-        0
-    } else if a >= 0x3f80_0000 {
-        MAG_BUCKETS - 1
-    } else {
-        1 + ((a - TINY_BITS) >> (23 - MANT_BITS)) as usize
-    }
-}
-
-/// The bucket of `y` in value order: negative buckets first (largest magnitude first), then
-/// positive ones.
-#[inline(always)]
-const fn bucket(y: f32) -> usize {
-    let b = y.to_bits();
-    let m = magnitude_bucket(b & 0x7fff_ffff);
-    if b >> 31 != 0 {
-        MAG_BUCKETS - 1 - m
-    } else {
-        MAG_BUCKETS + m
-    }
-}
-
 /// The smallest and largest `f32` (in value order) that fall in bucket `k`, NaN excluded.
 const fn bucket_range(k: usize) -> (f32, f32) {
     // The magnitude range of magnitude bucket m.
@@ -162,14 +137,15 @@ const fn bucket_range(k: usize) -> (f32, f32) {
     }
 }
 
-/// For each bucket, the code of its smallest value. Fails to compile if a bucket holds more than
-/// one threshold, which would make one compare insufficient.
+/// For each bucket, the code of its smallest value (as `u32`, so that SIMD gathers can read
+/// it). Fails to compile if a bucket holds more than one threshold, which would make one
+/// compare insufficient.
 #[allow(
     clippy::indexing_slicing,
     reason = "compile-time evaluation: a bad index fails the build"
 )]
-const fn bucket_table(map: &CodeMap<256>) -> [u8; 2 * MAG_BUCKETS] {
-    let mut out = [0u8; 2 * MAG_BUCKETS];
+const fn bucket_table(map: &CodeMap<256>) -> [u32; 2 * MAG_BUCKETS] {
+    let mut out = [0u32; 2 * MAG_BUCKETS];
     let mut k = 0;
     while k < 2 * MAG_BUCKETS {
         let (lo, hi) = bucket_range(k);
@@ -177,16 +153,16 @@ const fn bucket_table(map: &CodeMap<256>) -> [u8; 2 * MAG_BUCKETS] {
         // The code at the top of the bucket may exceed the base by at most one.
         let top = reference_code(&map.values, hi);
         assert!(top <= base + 1, "a bucket holds two thresholds");
-        out[k] = base as u8;
+        out[k] = base as u32;
         k += 1;
     }
     out
 }
 
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-static INT8_SIGNED_BUCKETS: [u8; 2 * MAG_BUCKETS] = bucket_table(&INT8_SIGNED_MAP);
+static INT8_SIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_SIGNED_MAP);
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-static INT8_UNSIGNED_BUCKETS: [u8; 2 * MAG_BUCKETS] = bucket_table(&INT8_UNSIGNED_MAP);
+static INT8_UNSIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_UNSIGNED_MAP);
 
 /// The 8-bit code of `y` under torchao's rule. On 64-bit hosts, one bucket lookup and one
 /// compare (14 KiB of tables); on small targets, an 8-step bisection over the thresholds
@@ -234,11 +210,61 @@ pub(crate) fn code8_bucket(signed: bool, y: f32) -> u8 {
     } else {
         (&INT8_UNSIGNED_MAP, &INT8_UNSIGNED_BUCKETS)
     };
-    let base = buckets.get(bucket(y)).copied().unwrap_or(0);
-    let next = map.next.get(usize::from(base)).copied().unwrap_or(f32::NAN);
-    let c = base.wrapping_add(u8::from(next <= y));
+    code8_with(&map.next, buckets, y)
+}
+
+/// The bucket search, written branch-free over integer and float lanes so that a loop of it
+/// vectorizes (two gathers, a compare and selects per value).
+#[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "both indices are clamped to the table lengths"
+)]
+fn code8_with(next: &[f32; 256], buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8 {
+    let b = y.to_bits();
+    let a = b & 0x7fff_ffff;
+    // The magnitude's bucket without branches: the tiny range maps to 0, [1, ∞] and NaN to the
+    // last bucket.
+    let step = 1u32 << (23 - MANT_BITS);
+    let m = ((a.max(TINY_BITS - step) - (TINY_BITS - step)) >> (23 - MANT_BITS))
+        .min(MAG_BUCKETS as u32 - 1);
+    let key = if b >> 31 != 0 {
+        MAG_BUCKETS as u32 - 1 - m
+    } else {
+        MAG_BUCKETS as u32 + m
+    };
+    let base = buckets[(key as usize).min(2 * MAG_BUCKETS - 1)];
+    let t = next[(base & 0xff) as usize];
+    let c = base + u32::from(t <= y);
     // NaN: every compare of torchao's search is false, so code 0.
-    if y.is_nan() { 0 } else { c }
+    (if y.is_nan() { 0 } else { c }) as u8
+}
+
+/// Codes of a whole block: `out[i] = code8(signed, x[i] / scale)`.
+#[inline(always)]
+pub(crate) fn quantize8(signed: bool, x: &[f32], scale: f32, out: &mut [u8]) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let (map, buckets) = if signed {
+            (&INT8_SIGNED_MAP, &INT8_SIGNED_BUCKETS)
+        } else {
+            (&INT8_UNSIGNED_MAP, &INT8_UNSIGNED_BUCKETS)
+        };
+        // Codes go to a local array first: stores to the caller's slice could alias the
+        // tables as far as the vectorizer can tell, and it would then not vectorize the gathers.
+        let mut codes = [0u8; 256];
+        for (o, x) in codes.iter_mut().zip(x) {
+            *o = code8_with(&map.next, buckets, *x / scale);
+        }
+        for (o, c) in out.iter_mut().zip(codes) {
+            *o = c;
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = code8_bisect(signed, *x / scale);
+    }
 }
 
 /// The 4-bit code of `y` under torchao's rule: the number of thresholds `≤ y`.
@@ -254,6 +280,27 @@ pub(crate) fn code4(signed: bool, y: f32) -> u8 {
         c = c.wrapping_add(u8::from(*t <= y));
     }
     c
+}
+
+/// Codes of a block of at most 256 values (`x.len() <= 256`): `out[i] = code4(signed,
+/// x[i] / scale)`, one threshold at a time over the whole block so the compares vectorize.
+#[inline(always)]
+pub(crate) fn quantize4(signed: bool, x: &[f32], scale: f32, out: &mut [u8; 256]) {
+    let map = if signed {
+        &INT4_SIGNED_MAP
+    } else {
+        &INT4_UNSIGNED_MAP
+    };
+    let mut y = [0.0f32; 256];
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = *x / scale;
+    }
+    *out = [0; 256];
+    for t in map.next.iter().take(15) {
+        for (o, y) in out.iter_mut().zip(&y) {
+            *o += u8::from(*t <= *y);
+        }
+    }
 }
 
 /// f32 → float8 e4m3fn with round-to-nearest-even, as torch 2.15 converts (`c10`): values at

@@ -25,7 +25,7 @@ use crate::lane::Lane;
 use crate::{Backend, Error};
 use codes::{
     INT4_SIGNED_MAP, INT4_UNSIGNED_MAP, INT8_SIGNED_MAP, INT8_UNSIGNED_MAP, code4, code8,
-    e4m3_to_f32, f32_to_e4m3,
+    e4m3_to_f32, f32_to_e4m3, quantize4, quantize8,
 };
 use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_bf16_sr, f32_to_f16};
 
@@ -681,18 +681,6 @@ fn load_grads(g: Grads<'_>, r: Range<usize>, dst: &mut [f32]) {
     }
 }
 
-/// The code tables of a block kind for a plane's sign.
-#[inline(always)]
-fn values_of(kind: BlockKind, signed: bool) -> &'static [f32] {
-    match (kind, signed) {
-        (BlockKind::Int8, true) => &INT8_SIGNED_MAP.values,
-        (BlockKind::Int8, false) => &INT8_UNSIGNED_MAP.values,
-        (BlockKind::Int4, true) => &INT4_SIGNED_MAP.values,
-        (BlockKind::Int4, false) => &INT4_UNSIGNED_MAP.values,
-        (BlockKind::Fp8, _) => &[],
-    }
-}
-
 #[inline(always)]
 fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool) {
     match plane {
@@ -706,16 +694,18 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
         } => {
             // `r.start` is a multiple of the tile, hence of the block (and even).
             let size = kind.size();
-            let table = values_of(*kind, signed);
             for (b, out) in dst.chunks_mut(size).enumerate() {
                 let first = r.start + b * size;
                 let scale = scales.get(first / size).copied().unwrap_or(0.0);
                 match kind {
                     BlockKind::Int8 => {
+                        let table = if signed {
+                            &INT8_SIGNED_MAP.values
+                        } else {
+                            &INT8_UNSIGNED_MAP.values
+                        };
                         if let Some(c) = codes.get(first..first + out.len()) {
-                            for (o, c) in out.iter_mut().zip(c) {
-                                *o = table.get(usize::from(*c)).copied().unwrap_or(0.0) * scale;
-                            }
+                            dequantize8(table, c, scale, out);
                         }
                     }
                     BlockKind::Fp8 => {
@@ -726,17 +716,46 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
                         }
                     }
                     BlockKind::Int4 => {
+                        let table = if signed {
+                            &INT4_SIGNED_MAP.values
+                        } else {
+                            &INT4_UNSIGNED_MAP.values
+                        };
                         let bytes = codes.get(first / 2..).unwrap_or_default();
-                        for (pair, byte) in out.chunks_mut(2).zip(bytes) {
-                            let (hi, lo) = (usize::from(byte >> 4), usize::from(byte & 15));
-                            for (o, c) in pair.iter_mut().zip([hi, lo]) {
-                                *o = table.get(c).copied().unwrap_or(0.0) * scale;
-                            }
-                        }
+                        dequantize4(table, bytes, scale, out);
                     }
                 }
             }
         }
+    }
+}
+
+/// `out[i] = table[codes[i]] · scale` (a gather per value).
+#[inline(always)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "a u8 index into a 256-entry table is in range"
+)]
+fn dequantize8(table: &[f32; 256], codes: &[u8], scale: f32, out: &mut [f32]) {
+    for (o, c) in out.iter_mut().zip(codes) {
+        *o = table[usize::from(*c)] * scale;
+    }
+}
+
+/// Unpacks two 4-bit codes per byte (the first in the high nibble) and dequantizes them.
+#[inline(always)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "a 4-bit index into a 16-entry table is in range"
+)]
+fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
+    let mut c = [0u8; 256];
+    for (pair, b) in c.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = b >> 4;
+        pair[1] = b & 15;
+    }
+    for (o, c) in out.iter_mut().zip(c) {
+        *o = table[usize::from(c & 15)] * scale;
     }
 }
 
@@ -767,9 +786,7 @@ fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], sig
                 match kind {
                     BlockKind::Int8 => {
                         if let Some(c) = codes.get_mut(first..first + x.len()) {
-                            for (c, x) in c.iter_mut().zip(x) {
-                                *c = code8(signed, *x / scale);
-                            }
+                            quantize8(signed, x, scale, c);
                         }
                     }
                     BlockKind::Fp8 => {
@@ -780,13 +797,21 @@ fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], sig
                         }
                     }
                     BlockKind::Int4 => {
+                        let mut c = [0u8; 256];
+                        quantize4(signed, x, scale, &mut c);
+                        // Past the block's values the codes are zero, so an odd last value
+                        // leaves the low nibble of its byte zero.
+                        for c in c.iter_mut().skip(x.len()) {
+                            *c = 0;
+                        }
+                        let mut packed = [0u8; 128];
+                        for (p, pair) in packed.iter_mut().zip(c.chunks_exact(2)) {
+                            *p = (pair.first().copied().unwrap_or(0) << 4)
+                                | pair.get(1).copied().unwrap_or(0);
+                        }
                         let bytes = codes.get_mut(first / 2..).unwrap_or_default();
-                        for (pair, byte) in x.chunks(2).zip(bytes.iter_mut()) {
-                            let mut c = [0u8; 2];
-                            for (c, x) in c.iter_mut().zip(pair) {
-                                *c = code4(signed, *x / scale);
-                            }
-                            *byte = (c[0] << 4) | c[1];
+                        for (b, p) in bytes.iter_mut().zip(packed).take(x.len().div_ceil(2)) {
+                            *b = p;
                         }
                     }
                 }
