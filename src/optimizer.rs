@@ -105,7 +105,7 @@ pub trait StepPlan: Copy + core::fmt::Debug {
     /// let g = [bf16::from_f32(0.5); 8];
     /// let mut s = [bf16::ZERO; 16];
     /// let plan = Adam { lr: 0.1, ..Adam::default() }.plan(1)?;
-    /// plan.apply_to(Params::Bf16(&mut p), Grads::Bf16(&g), State::Bf16(&mut s))?;
+    /// StepPlan::apply_to(&plan, Params::Bf16(&mut p), Grads::Bf16(&g), State::Bf16(&mut s))?;
     /// assert_eq!(p[0].to_f32(), 0.8984375); // 0.9 rounded to bf16
     /// # Ok::<(), fused_optim::Error>(())
     /// ```
@@ -193,6 +193,8 @@ macro_rules! optimizer_traits {
             }
         }
 
+        $crate::optimizer::inherent_apply_to!($plan);
+
         impl $crate::optimizer::StepPlan for $plan {
             type Scalars = ();
 
@@ -213,3 +215,26 @@ macro_rules! optimizer_traits {
     };
 }
 pub(crate) use optimizer_traits;
+
+/// The inherent `apply_to` of a plan (so callers need not import [`StepPlan`]).
+macro_rules! inherent_apply_to {
+    ($plan:ident) => {
+        impl $plan {
+            /// Updates one whole tensor in any storage format on
+            /// [`Backend::best`](crate::Backend::best): [`Self::apply_piece`] with offset 0.
+            ///
+            /// # Errors
+            /// As [`Self::apply_piece`].
+            #[inline]
+            pub fn apply_to(
+                &self,
+                params: $crate::Params<'_>,
+                grads: $crate::Grads<'_>,
+                state: $crate::State<'_>,
+            ) -> Result<(), $crate::Error> {
+                self.apply_piece($crate::Backend::best(), 0, params, grads, state)
+            }
+        }
+    };
+}
+pub(crate) use inherent_apply_to;

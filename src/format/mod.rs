@@ -165,21 +165,6 @@ pub struct StateLayout {
     pub scales: usize,
 }
 
-impl StateLayout {
-    /// Bytes of state in total.
-    ///
-    /// ```
-    /// use fused_optim::StateFormat;
-    /// // AdamW's two planes over 4096 parameters: 8 bytes each in f32, about 2 in 8-bit.
-    /// assert_eq!(StateFormat::F32.layout(2, 4096).bytes(), 32768);
-    /// assert_eq!(StateFormat::Int8.layout(2, 4096).bytes(), 8192 + 2 * 16 * 4);
-    /// ```
-    #[inline]
-    pub const fn bytes(&self) -> usize {
-        self.codes.saturating_add(self.scales.saturating_mul(4))
-    }
-}
-
 impl StateFormat {
     /// Values per block: 256 for `Int8` and `Fp8`, 128 for `Int4`, 1 for the element formats.
     /// A piece of a tensor must start at a multiple of it.
@@ -210,6 +195,28 @@ impl StateFormat {
             codes: per_plane.codes.saturating_mul(planes),
             scales: per_plane.scales.saturating_mul(planes),
         }
+    }
+
+    /// Bytes of state for `planes` planes of `n` values: values, codes and scales together.
+    ///
+    /// ```
+    /// use fused_optim::StateFormat;
+    /// // AdamW's two planes over 4096 parameters: 8 bytes each in f32, about 2 in 8-bit.
+    /// assert_eq!(StateFormat::F32.bytes(2, 4096), 32768);
+    /// assert_eq!(StateFormat::Bf16.bytes(2, 4096), 16384);
+    /// assert_eq!(StateFormat::Int8.bytes(2, 4096), 8192 + 2 * 16 * 4);
+    /// ```
+    #[inline]
+    pub const fn bytes(self, planes: usize, n: usize) -> usize {
+        let l = self.layout(planes, n);
+        let value = match self {
+            StateFormat::F32 => 4,
+            _ => 2,
+        };
+        l.values
+            .saturating_mul(value)
+            .saturating_add(l.codes)
+            .saturating_add(l.scales.saturating_mul(4))
     }
 
     /// The layout of one plane of `n` values.

@@ -390,6 +390,8 @@ impl Optimizer for NAdam {
     }
 }
 
+crate::optimizer::inherent_apply_to!(NAdamPlan);
+
 impl StepPlan for NAdamPlan {
     type Scalars = NAdamScalars;
 
