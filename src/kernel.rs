@@ -139,7 +139,10 @@ fn reduce_lanes<L: Lane, K: Fold>(acc: L) -> f32 {
     if let Some(dst) = lanes.get_mut(..L::LANES) {
         acc.store(dst);
     }
-    lanes.iter().fold(K::INIT, |a, &b| K::combine(a, b))
+    lanes
+        .iter()
+        .take(L::LANES)
+        .fold(K::INIT, |a, &b| K::combine(a, b))
 }
 
 /// Runs `k` over `x`, storing every value back, and returns the accumulator combined with `acc`.

@@ -16,6 +16,7 @@
 //! compare per value. The 4-bit search counts its 15 thresholds directly.
 
 use super::tables::{INT4_SIGNED, INT4_UNSIGNED, INT8_SIGNED, INT8_UNSIGNED};
+use crate::lane::Lane;
 
 /// A code table with its thresholds.
 #[derive(Debug)]
@@ -115,6 +116,89 @@ const TINY_BITS: u32 = (127 - 27) << 23;
 /// (and NaN, which is handled separately).
 const MAG_BUCKETS: usize = 2 + (27usize << MANT_BITS);
 
+/// The bucket of `y` and `y`'s position in it, in value order (0 for the bucket's smallest
+/// value). Buckets: per sign, one for `|y| < 2^-27`, `2^16` consecutive bit patterns each for
+/// `[2^-27, 1)`, and one for `[1, ∞]` (and NaN); negative buckets first, largest magnitude
+/// first. Branch-free, so a loop of it vectorizes; the position saturates below
+/// [`NO_THRESHOLD`].
+#[inline(always)]
+const fn locate(y: f32) -> (usize, u32) {
+    const SHIFT: u32 = 23 - MANT_BITS;
+    const STEP: u32 = 1 << SHIFT;
+    let b = y.to_bits();
+    let a = b & 0x7fff_ffff;
+    let floor = if a > TINY_BITS - STEP {
+        a
+    } else {
+        TINY_BITS - STEP
+    };
+    let m = (floor - (TINY_BITS - STEP)) >> SHIFT;
+    let m = if m < MAG_BUCKETS as u32 - 1 {
+        m
+    } else {
+        MAG_BUCKETS as u32 - 1
+    };
+    let lo = if m == 0 {
+        0
+    } else {
+        TINY_BITS - STEP + (m << SHIFT)
+    };
+    let (key, pos) = if b >> 31 != 0 {
+        // Value order runs against magnitude: the bucket's smallest value has the largest |y|.
+        (
+            MAG_BUCKETS as u32 - 1 - m,
+            (lo + (STEP - 1)).wrapping_sub(a),
+        )
+    } else {
+        (MAG_BUCKETS as u32 + m, a.wrapping_sub(lo))
+    };
+    let pos = if pos < NO_THRESHOLD {
+        pos
+    } else {
+        NO_THRESHOLD - 1
+    };
+    (key as usize, pos)
+}
+
+/// The position that marks a bucket with no threshold (no position reaches it).
+const NO_THRESHOLD: u32 = 0x00ff_ffff;
+
+/// For each bucket, `base << 24 | offset`: the code of the bucket's smallest value, and the
+/// position of the threshold inside it (the code is `base + (position ≥ offset)`), or
+/// [`NO_THRESHOLD`]. One `u32` per bucket, so a SIMD gather reads both at once. Fails to
+/// compile if a bucket holds more than one threshold, or one that the position cannot express.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "compile-time evaluation: a bad index fails the build"
+)]
+const fn bucket_table(map: &CodeMap<256>) -> [u32; 2 * MAG_BUCKETS] {
+    let mut out = [0u32; 2 * MAG_BUCKETS];
+    // Every bucket's smallest and largest values, found by walking the ordered f32 values of
+    // the bucket boundaries: the first value of each bucket, from the most negative up.
+    let mut k = 0;
+    while k < 2 * MAG_BUCKETS {
+        let (lo, hi) = bucket_range(k);
+        assert!(locate(lo).0 == k && locate(hi).0 == k, "bucket bounds");
+        let base = reference_code(&map.values, lo);
+        let top = reference_code(&map.values, hi);
+        let entry = if top == base {
+            NO_THRESHOLD
+        } else {
+            assert!(top == base + 1, "a bucket holds two thresholds");
+            let t = map.next[base];
+            let (tk, tpos) = locate(t);
+            assert!(
+                tk == k && tpos < NO_THRESHOLD - 1,
+                "threshold outside its bucket"
+            );
+            tpos
+        };
+        out[k] = ((base as u32) << 24) | entry;
+        k += 1;
+    }
+    out
+}
+
 /// The smallest and largest `f32` (in value order) that fall in bucket `k`, NaN excluded.
 const fn bucket_range(k: usize) -> (f32, f32) {
     // The magnitude range of magnitude bucket m.
@@ -137,35 +221,13 @@ const fn bucket_range(k: usize) -> (f32, f32) {
     }
 }
 
-/// For each bucket, the code of its smallest value (as `u32`, so that SIMD gathers can read
-/// it). Fails to compile if a bucket holds more than one threshold, which would make one
-/// compare insufficient.
-#[allow(
-    clippy::indexing_slicing,
-    reason = "compile-time evaluation: a bad index fails the build"
-)]
-const fn bucket_table(map: &CodeMap<256>) -> [u32; 2 * MAG_BUCKETS] {
-    let mut out = [0u32; 2 * MAG_BUCKETS];
-    let mut k = 0;
-    while k < 2 * MAG_BUCKETS {
-        let (lo, hi) = bucket_range(k);
-        let base = reference_code(&map.values, lo);
-        // The code at the top of the bucket may exceed the base by at most one.
-        let top = reference_code(&map.values, hi);
-        assert!(top <= base + 1, "a bucket holds two thresholds");
-        out[k] = base as u32;
-        k += 1;
-    }
-    out
-}
-
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
 static INT8_SIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_SIGNED_MAP);
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
 static INT8_UNSIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_UNSIGNED_MAP);
 
 /// The 8-bit code of `y` under torchao's rule. On 64-bit hosts, one bucket lookup and one
-/// compare (14 KiB of tables); on small targets, an 8-step bisection over the thresholds
+/// compare (two 27 KiB tables); on small targets, an 8-step bisection over the thresholds
 /// (no extra table). Both give the same code (tested).
 #[inline(always)]
 pub(crate) fn code8(signed: bool, y: f32) -> u8 {
@@ -205,38 +267,23 @@ pub(crate) fn code8_bisect(signed: bool, y: f32) -> u8 {
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn code8_bucket(signed: bool, y: f32) -> u8 {
-    let (map, buckets) = if signed {
-        (&INT8_SIGNED_MAP, &INT8_SIGNED_BUCKETS)
+    let buckets = if signed {
+        &INT8_SIGNED_BUCKETS
     } else {
-        (&INT8_UNSIGNED_MAP, &INT8_UNSIGNED_BUCKETS)
+        &INT8_UNSIGNED_BUCKETS
     };
-    code8_with(&map.next, buckets, y)
+    code8_with(buckets, y)
 }
 
-/// The bucket search, written branch-free over integer and float lanes so that a loop of it
-/// vectorizes (two gathers, a compare and selects per value).
+/// The bucket search: one table read (a gather, in a vectorized loop), an integer compare and
+/// selects per value.
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
-#[allow(
-    clippy::indexing_slicing,
-    reason = "both indices are clamped to the table lengths"
-)]
-fn code8_with(next: &[f32; 256], buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8 {
-    let b = y.to_bits();
-    let a = b & 0x7fff_ffff;
-    // The magnitude's bucket without branches: the tiny range maps to 0, [1, ∞] and NaN to the
-    // last bucket.
-    let step = 1u32 << (23 - MANT_BITS);
-    let m = ((a.max(TINY_BITS - step) - (TINY_BITS - step)) >> (23 - MANT_BITS))
-        .min(MAG_BUCKETS as u32 - 1);
-    let key = if b >> 31 != 0 {
-        MAG_BUCKETS as u32 - 1 - m
-    } else {
-        MAG_BUCKETS as u32 + m
-    };
-    let base = buckets[(key as usize).min(2 * MAG_BUCKETS - 1)];
-    let t = next[(base & 0xff) as usize];
-    let c = base + u32::from(t <= y);
+#[allow(clippy::indexing_slicing, reason = "the key is below the table length")]
+fn code8_with(buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8 {
+    let (key, pos) = locate(y);
+    let entry = buckets[key.min(2 * MAG_BUCKETS - 1)];
+    let c = (entry >> 24) + u32::from(pos >= (entry & 0x00ff_ffff));
     // NaN: every compare of torchao's search is false, so code 0.
     (if y.is_nan() { 0 } else { c }) as u8
 }
@@ -246,16 +293,16 @@ fn code8_with(next: &[f32; 256], buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8
 pub(crate) fn quantize8(signed: bool, x: &[f32], scale: f32, out: &mut [u8]) {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
-        let (map, buckets) = if signed {
-            (&INT8_SIGNED_MAP, &INT8_SIGNED_BUCKETS)
+        let buckets = if signed {
+            &INT8_SIGNED_BUCKETS
         } else {
-            (&INT8_UNSIGNED_MAP, &INT8_UNSIGNED_BUCKETS)
+            &INT8_UNSIGNED_BUCKETS
         };
         // Codes go to a local array first: stores to the caller's slice could alias the
         // tables as far as the vectorizer can tell, and it would then not vectorize the gathers.
         let mut codes = [0u8; 256];
         for (o, x) in codes.iter_mut().zip(x) {
-            *o = code8_with(&map.next, buckets, *x / scale);
+            *o = code8_with(buckets, *x / scale);
         }
         for (o, c) in out.iter_mut().zip(codes) {
             *o = c;
@@ -283,9 +330,10 @@ pub(crate) fn code4(signed: bool, y: f32) -> u8 {
 }
 
 /// Codes of a block of at most 256 values (`x.len() <= 256`): `out[i] = code4(signed,
-/// x[i] / scale)`, one threshold at a time over the whole block so the compares vectorize.
+/// x[i] / scale)`, counting the thresholds `≤ y` on whole lane vectors (the counts are small
+/// integers, exact in `f32`).
 #[inline(always)]
-pub(crate) fn quantize4(signed: bool, x: &[f32], scale: f32, out: &mut [u8; 256]) {
+pub(crate) fn quantize4<L: Lane>(signed: bool, x: &[f32], scale: f32, out: &mut [u8; 256]) {
     let map = if signed {
         &INT4_SIGNED_MAP
     } else {
@@ -295,11 +343,31 @@ pub(crate) fn quantize4(signed: bool, x: &[f32], scale: f32, out: &mut [u8; 256]
     for (y, x) in y.iter_mut().zip(x) {
         *y = *x / scale;
     }
-    *out = [0; 256];
-    for t in map.next.iter().take(15) {
-        for (o, y) in out.iter_mut().zip(&y) {
-            *o += u8::from(*t <= *y);
+    let mut count = [0.0f32; 256];
+    // Four vectors at a time: four independent select/add chains instead of one, so the loop
+    // runs at the vector units' throughput rather than at one chain's latency.
+    let width = 4 * L::LANES;
+    for (ys, cs) in y.chunks_exact(width).zip(count.chunks_exact_mut(width)) {
+        let load = |k: usize| L::load(ys.get(k * L::LANES..).unwrap_or_default());
+        let v = [load(0), load(1), load(2), load(3)];
+        let one = L::splat(1.0);
+        let mut acc = [L::splat(0.0); 4];
+        // The 15 thresholds are finite; `t <= y` is `!(y < t)` except for NaN, fixed below.
+        for t in map.next.iter().take(15) {
+            let t = L::splat(*t);
+            for (a, v) in acc.iter_mut().zip(v) {
+                *a = L::select(v.lt(t), *a, *a + one);
+            }
         }
+        for (k, (a, v)) in acc.iter().zip(v).enumerate() {
+            let c = L::select(v.is_nan(), L::splat(0.0), *a);
+            c.store(cs.get_mut(k * L::LANES..).unwrap_or_default());
+        }
+    }
+    // The counts are integers in 0..=15: adding 2^23 puts them in the low mantissa bits
+    // exactly, which avoids a saturating float-to-integer cast per value.
+    for (o, c) in out.iter_mut().zip(count) {
+        *o = (c + 8_388_608.0).to_bits() as u8;
     }
 }
 

@@ -545,6 +545,10 @@ fn block_planes<'a, const S: usize>(
 /// Values per tile of the staged driver: a multiple of every block size.
 const TILE: usize = 256;
 
+/// One tile of `f32` values on a cache-line boundary.
+#[repr(C, align(64))]
+struct Tile([f32; TILE]);
+
 /// The staged driver as a job: widen a tile, run the `f32` kernel, narrow it back.
 struct Staged<'a, 'k, K, const S: usize> {
     k: &'k K,
@@ -569,34 +573,36 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
             mut planes,
         } = self;
         let n = params.len();
-        let mut pbuf = [0.0f32; TILE];
-        let mut gbuf = [0.0f32; TILE];
-        let mut sbuf = [[0.0f32; TILE]; S];
+        // Cache-line aligned, so the kernel's vector loop covers whole tiles with no scalar
+        // head (the driver aligns to the parameters' address).
+        let mut pbuf = Tile([0.0; TILE]);
+        let mut gbuf = Tile([0.0; TILE]);
+        let mut sbuf = [const { Tile([0.0; TILE]) }; S];
         let mut start = 0;
         while start < n {
             let len = (n - start).min(TILE);
             let r = start..start + len;
-            let (Some(pt), Some(gt)) = (pbuf.get_mut(..len), gbuf.get_mut(..len)) else {
+            let (Some(pt), Some(gt)) = (pbuf.0.get_mut(..len), gbuf.0.get_mut(..len)) else {
                 return;
             };
             load_params(&params, r.clone(), pt);
             load_grads(grads, r.clone(), gt);
             for ((plane, buf), signed) in planes.iter().zip(sbuf.iter_mut()).zip(K::SIGNED) {
-                if let Some(b) = buf.get_mut(..len) {
+                if let Some(b) = buf.0.get_mut(..len) {
                     load_plane(plane, r.clone(), b, signed);
                 }
             }
             {
                 let mut rows = sbuf.iter_mut();
                 let st: [&mut [f32]; S] = core::array::from_fn(|_| match rows.next() {
-                    Some(row) => row.get_mut(..len).unwrap_or_default(),
+                    Some(row) => row.0.get_mut(..len).unwrap_or_default(),
                     None => <&mut [f32]>::default(),
                 });
                 drive::<L, K, S>(k, pt, gt, st);
             }
             store_params(&mut params, r.clone(), pt, step, offset);
             for ((plane, buf), signed) in planes.iter_mut().zip(sbuf.iter()).zip(K::SIGNED) {
-                if let Some(b) = buf.get(..len) {
+                if let Some(b) = buf.0.get(..len) {
                     store_plane::<L>(plane, r.clone(), b, signed);
                 }
             }
@@ -805,7 +811,7 @@ fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], sig
                     }
                     BlockKind::Int4 => {
                         let mut c = [0u8; 256];
-                        quantize4(signed, x, scale, &mut c);
+                        quantize4::<L>(signed, x, scale, &mut c);
                         // Past the block's values the codes are zero, so an odd last value
                         // leaves the low nibble of its byte zero.
                         for c in c.iter_mut().skip(x.len()) {
