@@ -108,123 +108,156 @@ pub(crate) static INT4_SIGNED_MAP: CodeMap<16> = build(&INT4_SIGNED);
 /// torchao's unsigned (linear) 4-bit map.
 pub(crate) static INT4_UNSIGNED_MAP: CodeMap<16> = build(&INT4_UNSIGNED);
 
-/// Mantissa bits used by the 8-bit bucket search.
-const MANT_BITS: u32 = 7;
-/// `|y|` below `2^-27` shares one bucket (no threshold lies there; checked at compile time).
-const TINY_BITS: u32 = (127 - 27) << 23;
-/// Buckets per sign: one for the tiny values, `27·2^MANT_BITS` for `[2^-27, 1)`, one for `≥ 1`
-/// (and NaN, which is handled separately).
-const MAG_BUCKETS: usize = 2 + (27usize << MANT_BITS);
+/// The 8-bit bucket search (64-bit hosts, and tests everywhere): see the module docs.
+#[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
+mod bucket {
+    use super::{CodeMap, INT8_SIGNED_MAP, INT8_UNSIGNED_MAP, reference_code};
 
-/// The bucket of `y` and `y`'s position in it, in value order (0 for the bucket's smallest
-/// value). Buckets: per sign, one for `|y| < 2^-27`, `2^16` consecutive bit patterns each for
-/// `[2^-27, 1)`, and one for `[1, ∞]` (and NaN); negative buckets first, largest magnitude
-/// first. Branch-free, so a loop of it vectorizes; the position saturates below
-/// [`NO_THRESHOLD`].
-#[inline(always)]
-const fn locate(y: f32) -> (usize, u32) {
-    const SHIFT: u32 = 23 - MANT_BITS;
-    const STEP: u32 = 1 << SHIFT;
-    let b = y.to_bits();
-    let a = b & 0x7fff_ffff;
-    let floor = if a > TINY_BITS - STEP {
-        a
-    } else {
-        TINY_BITS - STEP
-    };
-    let m = (floor - (TINY_BITS - STEP)) >> SHIFT;
-    let m = if m < MAG_BUCKETS as u32 - 1 {
-        m
-    } else {
-        MAG_BUCKETS as u32 - 1
-    };
-    let lo = if m == 0 {
-        0
-    } else {
-        TINY_BITS - STEP + (m << SHIFT)
-    };
-    let (key, pos) = if b >> 31 != 0 {
-        // Value order runs against magnitude: the bucket's smallest value has the largest |y|.
-        (
-            MAG_BUCKETS as u32 - 1 - m,
-            (lo + (STEP - 1)).wrapping_sub(a),
-        )
-    } else {
-        (MAG_BUCKETS as u32 + m, a.wrapping_sub(lo))
-    };
-    let pos = if pos < NO_THRESHOLD {
-        pos
-    } else {
-        NO_THRESHOLD - 1
-    };
-    (key as usize, pos)
-}
+    /// Mantissa bits used by the 8-bit bucket search.
+    const MANT_BITS: u32 = 7;
+    /// `|y|` below `2^-27` shares one bucket (no threshold lies there; checked at compile time).
+    const TINY_BITS: u32 = (127 - 27) << 23;
+    /// Buckets per sign: one for the tiny values, `27·2^MANT_BITS` for `[2^-27, 1)`, one for `≥ 1`
+    /// (and NaN, which is handled separately).
+    pub(super) const MAG_BUCKETS: usize = 2 + (27usize << MANT_BITS);
 
-/// The position that marks a bucket with no threshold (no position reaches it).
-const NO_THRESHOLD: u32 = 0x00ff_ffff;
-
-/// For each bucket, `base << 24 | offset`: the code of the bucket's smallest value, and the
-/// position of the threshold inside it (the code is `base + (position ≥ offset)`), or
-/// [`NO_THRESHOLD`]. One `u32` per bucket, so a SIMD gather reads both at once. Fails to
-/// compile if a bucket holds more than one threshold, or one that the position cannot express.
-#[allow(
-    clippy::indexing_slicing,
-    reason = "compile-time evaluation: a bad index fails the build"
-)]
-const fn bucket_table(map: &CodeMap<256>) -> [u32; 2 * MAG_BUCKETS] {
-    let mut out = [0u32; 2 * MAG_BUCKETS];
-    // Every bucket's smallest and largest values, found by walking the ordered f32 values of
-    // the bucket boundaries: the first value of each bucket, from the most negative up.
-    let mut k = 0;
-    while k < 2 * MAG_BUCKETS {
-        let (lo, hi) = bucket_range(k);
-        assert!(locate(lo).0 == k && locate(hi).0 == k, "bucket bounds");
-        let base = reference_code(&map.values, lo);
-        let top = reference_code(&map.values, hi);
-        let entry = if top == base {
-            NO_THRESHOLD
+    /// The bucket of `y` and `y`'s position in it, in value order (0 for the bucket's smallest
+    /// value). Buckets: per sign, one for `|y| < 2^-27`, `2^16` consecutive bit patterns each for
+    /// `[2^-27, 1)`, and one for `[1, ∞]` (and NaN); negative buckets first, largest magnitude
+    /// first. Branch-free, so a loop of it vectorizes; the position saturates below
+    /// [`NO_THRESHOLD`].
+    #[inline(always)]
+    const fn locate(y: f32) -> (usize, u32) {
+        const SHIFT: u32 = 23 - MANT_BITS;
+        const STEP: u32 = 1 << SHIFT;
+        let b = y.to_bits();
+        let a = b & 0x7fff_ffff;
+        let floor = if a > TINY_BITS - STEP {
+            a
         } else {
-            assert!(top == base + 1, "a bucket holds two thresholds");
-            let t = map.next[base];
-            let (tk, tpos) = locate(t);
-            assert!(
-                tk == k && tpos < NO_THRESHOLD - 1,
-                "threshold outside its bucket"
-            );
-            tpos
+            TINY_BITS - STEP
         };
-        out[k] = ((base as u32) << 24) | entry;
-        k += 1;
-    }
-    out
-}
-
-/// The smallest and largest `f32` (in value order) that fall in bucket `k`, NaN excluded.
-const fn bucket_range(k: usize) -> (f32, f32) {
-    // The magnitude range of magnitude bucket m.
-    const fn mag_range(m: usize) -> (u32, u32) {
-        if m == 0 {
-            (0, TINY_BITS - 1)
-        } else if m == MAG_BUCKETS - 1 {
-            (0x3f80_0000, 0x7f80_0000)
+        let m = (floor - (TINY_BITS - STEP)) >> SHIFT;
+        let m = if m < MAG_BUCKETS as u32 - 1 {
+            m
         } else {
-            let lo = TINY_BITS + (((m - 1) as u32) << (23 - MANT_BITS));
-            (lo, lo + (1 << (23 - MANT_BITS)) - 1)
+            MAG_BUCKETS as u32 - 1
+        };
+        let lo = if m == 0 {
+            0
+        } else {
+            TINY_BITS - STEP + (m << SHIFT)
+        };
+        let (key, pos) = if b >> 31 != 0 {
+            // Value order runs against magnitude: the bucket's smallest value has the largest |y|.
+            (
+                MAG_BUCKETS as u32 - 1 - m,
+                (lo + (STEP - 1)).wrapping_sub(a),
+            )
+        } else {
+            (MAG_BUCKETS as u32 + m, a.wrapping_sub(lo))
+        };
+        let pos = if pos < NO_THRESHOLD {
+            pos
+        } else {
+            NO_THRESHOLD - 1
+        };
+        (key as usize, pos)
+    }
+
+    /// The position that marks a bucket with no threshold (no position reaches it).
+    const NO_THRESHOLD: u32 = 0x00ff_ffff;
+
+    /// For each bucket, `base << 24 | offset`: the code of the bucket's smallest value, and the
+    /// position of the threshold inside it (the code is `base + (position ≥ offset)`), or
+    /// [`NO_THRESHOLD`]. One `u32` per bucket, so a SIMD gather reads both at once. Fails to
+    /// compile if a bucket holds more than one threshold, or one that the position cannot express.
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "compile-time evaluation: a bad index fails the build"
+    )]
+    const fn bucket_table(map: &CodeMap<256>) -> [u32; 2 * MAG_BUCKETS] {
+        let mut out = [0u32; 2 * MAG_BUCKETS];
+        // Every bucket's smallest and largest values, found by walking the ordered f32 values of
+        // the bucket boundaries: the first value of each bucket, from the most negative up.
+        let mut k = 0;
+        while k < 2 * MAG_BUCKETS {
+            let (lo, hi) = bucket_range(k);
+            assert!(locate(lo).0 == k && locate(hi).0 == k, "bucket bounds");
+            let base = reference_code(&map.values, lo);
+            let top = reference_code(&map.values, hi);
+            let entry = if top == base {
+                NO_THRESHOLD
+            } else {
+                assert!(top == base + 1, "a bucket holds two thresholds");
+                let t = map.next[base];
+                let (tk, tpos) = locate(t);
+                assert!(
+                    tk == k && tpos < NO_THRESHOLD - 1,
+                    "threshold outside its bucket"
+                );
+                tpos
+            };
+            out[k] = ((base as u32) << 24) | entry;
+            k += 1;
+        }
+        out
+    }
+
+    /// The smallest and largest `f32` (in value order) that fall in bucket `k`, NaN excluded.
+    const fn bucket_range(k: usize) -> (f32, f32) {
+        // The magnitude range of magnitude bucket m.
+        const fn mag_range(m: usize) -> (u32, u32) {
+            if m == 0 {
+                (0, TINY_BITS - 1)
+            } else if m == MAG_BUCKETS - 1 {
+                (0x3f80_0000, 0x7f80_0000)
+            } else {
+                let lo = TINY_BITS + (((m - 1) as u32) << (23 - MANT_BITS));
+                (lo, lo + (1 << (23 - MANT_BITS)) - 1)
+            }
+        }
+        if k < MAG_BUCKETS {
+            let (lo, hi) = mag_range(MAG_BUCKETS - 1 - k);
+            (-f32::from_bits(hi), -f32::from_bits(lo))
+        } else {
+            let (lo, hi) = mag_range(k - MAG_BUCKETS);
+            (f32::from_bits(lo), f32::from_bits(hi))
         }
     }
-    if k < MAG_BUCKETS {
-        let (lo, hi) = mag_range(MAG_BUCKETS - 1 - k);
-        (-f32::from_bits(hi), -f32::from_bits(lo))
-    } else {
-        let (lo, hi) = mag_range(k - MAG_BUCKETS);
-        (f32::from_bits(lo), f32::from_bits(hi))
+
+    pub(super) static INT8_SIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_SIGNED_MAP);
+    pub(super) static INT8_UNSIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] =
+        bucket_table(&INT8_UNSIGNED_MAP);
+
+    /// [`code8`] by bucket lookup.
+    #[inline(always)]
+    pub(crate) fn code8_bucket(signed: bool, y: f32) -> u8 {
+        let buckets = if signed {
+            &INT8_SIGNED_BUCKETS
+        } else {
+            &INT8_UNSIGNED_BUCKETS
+        };
+        code8_with(buckets, y)
+    }
+
+    /// The bucket search: one table read (a gather, in a vectorized loop), an integer compare and
+    /// selects per value.
+    #[inline(always)]
+    #[allow(clippy::indexing_slicing, reason = "the key is below the table length")]
+    pub(super) fn code8_with(buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8 {
+        let (key, pos) = locate(y);
+        let entry = buckets[key.min(2 * MAG_BUCKETS - 1)];
+        let c = (entry >> 24) + u32::from(pos >= (entry & 0x00ff_ffff));
+        // NaN: every compare of torchao's search is false, so code 0.
+        (if y.is_nan() { 0 } else { c }) as u8
     }
 }
 
 #[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-static INT8_SIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_SIGNED_MAP);
-#[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-static INT8_UNSIGNED_BUCKETS: [u32; 2 * MAG_BUCKETS] = bucket_table(&INT8_UNSIGNED_MAP);
+pub(crate) use bucket::code8_bucket;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use bucket::{INT8_SIGNED_BUCKETS, INT8_UNSIGNED_BUCKETS, code8_with};
 
 /// The 8-bit code of `y` under torchao's rule. On 64-bit hosts, one bucket lookup and one
 /// compare (two 27 KiB tables); on small targets, an 8-step bisection over the thresholds
@@ -261,31 +294,6 @@ pub(crate) fn code8_bisect(signed: bool, y: f32) -> u8 {
         step /= 2;
     }
     c as u8
-}
-
-/// [`code8`] by bucket lookup.
-#[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-pub(crate) fn code8_bucket(signed: bool, y: f32) -> u8 {
-    let buckets = if signed {
-        &INT8_SIGNED_BUCKETS
-    } else {
-        &INT8_UNSIGNED_BUCKETS
-    };
-    code8_with(buckets, y)
-}
-
-/// The bucket search: one table read (a gather, in a vectorized loop), an integer compare and
-/// selects per value.
-#[cfg(any(test, target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-#[allow(clippy::indexing_slicing, reason = "the key is below the table length")]
-fn code8_with(buckets: &[u32; 2 * MAG_BUCKETS], y: f32) -> u8 {
-    let (key, pos) = locate(y);
-    let entry = buckets[key.min(2 * MAG_BUCKETS - 1)];
-    let c = (entry >> 24) + u32::from(pos >= (entry & 0x00ff_ffff));
-    // NaN: every compare of torchao's search is false, so code 0.
-    (if y.is_nan() { 0 } else { c }) as u8
 }
 
 /// Codes of a whole block: `out[i] = code8(signed, x[i] / scale)`.
