@@ -674,9 +674,10 @@ fn store_params(p: &mut Params<'_>, r: Range<usize>, src: &[f32], step: u64, off
             if let (Some(pd), Some(cd)) = (params.get_mut(r.clone()), compensation.get_mut(r)) {
                 for ((pd, cd), x) in pd.iter_mut().zip(cd.iter_mut()).zip(src) {
                     let rounded = f32_to_bf16(*x);
-                    let err = *x - bf16_to_f32(rounded);
-                    // A non-finite parameter carries no compensation (inf − inf would be NaN).
-                    let err = if err.is_nan() { 0.0 } else { err };
+                    let r = bf16_to_f32(rounded);
+                    // A parameter that is (or rounds to) ±inf or NaN carries no compensation:
+                    // `x − r` would be NaN or ∓inf and poison the next step's `p + c`.
+                    let err = if r.is_finite() { *x - r } else { 0.0 };
                     *pd = rounded;
                     *cd = f32_to_bf16(err);
                 }
@@ -846,5 +847,76 @@ impl crate::kernel::Fold for MaxAbs {
     #[inline(always)]
     fn combine(a: f32, b: f32) -> f32 {
         crate::lane::max_nan(a, b)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::Sgd;
+
+    /// Sgd with `lr = 0` returns each parameter unchanged, so only the store's rounding acts.
+    fn hold(params: Params<'_>) {
+        let plan = Sgd {
+            lr: 0.0,
+            ..Sgd::default()
+        }
+        .plan(1)
+        .unwrap();
+        let n = params.len();
+        let g = std::vec![bf16::ZERO; n];
+        plan.apply_to(params, Grads::Bf16(&g), State::F32(&mut []))
+            .unwrap();
+    }
+
+    #[test]
+    fn kahan_keeps_what_rounding_drops_and_nothing_past_infinity() {
+        // 1 + 2^-10 is not a bf16: p = 1 keeps the rest in c.
+        let mut p = [bf16::ONE, bf16::MAX];
+        let mut c = [bf16::from_f32(1.0 / 1024.0), bf16::from_f32(1e36)];
+        hold(Params::Bf16Kahan {
+            params: &mut p,
+            compensation: &mut c,
+        });
+        assert_eq!(p[0], bf16::ONE);
+        assert_eq!(c[0].to_f32(), 1.0 / 1024.0);
+        // MAX + 1e36 rounds to +inf: the parameter overflows and carries no compensation.
+        assert_eq!(p[1], bf16::INFINITY);
+        assert_eq!(c[1].to_bits(), 0);
+    }
+
+    #[test]
+    fn stochastic_rounding_depends_on_seed_step_and_index_only() {
+        let x = bf16_to_f32(bf16::ONE) + 1.0 / 512.0; // a quarter of the way to the next bf16
+        let run = |seed: u64, offset: usize, n: usize| {
+            let mut p = std::vec![bf16::ONE; n];
+            // SGD with lr = 1 and gradient −2^-9 computes p' = 1 + 2^-9 = x exactly.
+            let plan = Sgd {
+                lr: 1.0,
+                ..Sgd::default()
+            }
+            .plan(1)
+            .unwrap();
+            let g = std::vec![bf16::from_f32(-1.0 / 512.0); n];
+            plan.apply_piece(
+                Backend::Scalar,
+                offset,
+                Params::Bf16Stochastic {
+                    params: &mut p,
+                    seed,
+                },
+                Grads::Bf16(&g),
+                State::F32(&mut []),
+            )
+            .unwrap();
+            p
+        };
+        let whole = run(9, 0, 64);
+        let ups = whole.iter().filter(|v| v.to_f32() > x).count();
+        assert!(ups > 0 && ups < 64, "{ups} of 64 rounded up");
+        // The second half computed alone, at its offset, gives the same bits.
+        assert_eq!(run(9, 32, 32)[..], whole[32..]);
+        assert_ne!(run(10, 0, 64), whole);
     }
 }
