@@ -6,9 +6,13 @@
 #    also at opt-level 3 and "z", and with overflow checks in the crate's own code;
 #  - the check of the check: a deliberate panic path must fail the link;
 #  - the firmware runs under QEMU mps2-an386 (Cortex-M4F) and every value must match the bits
-#    recorded on x86_64 (and a deliberately flipped bit must fail the run);
+#    recorded on x86_64 (and a deliberately flipped bit must fail the run): every optimizer in
+#    f32, and the storage formats (torchao's 8-bit AdamW and torch's AdamW with int8 state over
+#    two blocks, bf16 parameters with stochastic rounding and with Kahan compensation, bf16/f16
+#    state, int4 and float8), each also as two pieces of one tensor;
 #  - the host test that keeps embedded/src/expected.rs current;
-#  - the footprint table (flash and stack per optimizer).
+#  - on the Cortex-M the 8-bit code search is the bisection: no bucket table is linked;
+#  - the footprint table (flash and stack per optimizer, and 8-bit AdamW with bf16 parameters).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
@@ -16,10 +20,15 @@ root=$PWD
 tdir=${CARGO_TARGET_DIR:-$root/target}/embedded-ci
 step() { printf '\n--- %s\n' "$*"; }
 
-step "install qemu-system-arm and the bare-metal targets"
-if ! command -v qemu-system-arm >/dev/null; then
+step "install qemu-system-arm, the LLVM binutils and the bare-metal targets"
+pkgs=()
+command -v qemu-system-arm >/dev/null || pkgs+=(qemu-system-arm)
+for tool in llvm-nm llvm-size llvm-objdump llvm-addr2line; do
+    command -v "$tool" >/dev/null || { pkgs+=(llvm); break; }
+done
+if [ ${#pkgs[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
 
@@ -90,6 +99,17 @@ fi
 grep -c '^FAIL' qemu.log | sed 's/^/mismatches reported: /'
 rm -f qemu.log
 cargo build --release --target thumbv7em-none-eabihf   # leave the honest binary behind
+
+step "8-bit codes on the Cortex-M: bisection over the thresholds, no bucket table"
+fp=$tdir/footprint-check
+CARGO_TARGET_DIR=$fp cargo build --release --target thumbv7em-none-eabihf --bin footprint_adamw8bit_bf16_sr
+fpelf=$fp/thumbv7em-none-eabihf/release/footprint_adamw8bit_bf16_sr
+if llvm-nm -C "$fpelf" | grep -i 'BUCKETS'; then
+    echo "FAIL: an 8-bit bucket table is linked into the Cortex-M firmware"; exit 1
+fi
+llvm-nm -C -S --size-sort -t d "$fpelf" | grep -E 'INT(8|4)_(UN)?SIGNED_MAP' \
+    || { echo "FAIL: the 8-bit code maps are missing (is the format code linked at all?)"; exit 1; }
+echo "ok: no bucket table; the code maps above are the only code tables"
 
 step "footprint per optimizer (thumbv7em-none-eabihf, release)"
 ./footprint.sh

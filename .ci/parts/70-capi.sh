@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The C interface (capi/): Rust tests (header vs exports, hand-derived values, same bits as the
-# Rust API, error codes), the header compiled as C11 (-pedantic -Werror) and C++, every
-# prototype checked by tests/c_abi_check.c, exported symbols == declared functions, the C
-# smoke test linked against the static library, and a bare-metal build of the library.
+# Rust API in every storage format, error codes, tests/c_smoke_expected.h current), the header
+# compiled as C11 (-pedantic -Werror, also for 32-bit arm-none-eabi) and C++, every prototype
+# checked by tests/c_abi_check.c, exported symbols == declared functions, the C smoke test
+# linked against the static library, and a bare-metal build of the library.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 step() { printf '\n--- %s\n' "$*"; }
 
-step "install a C compiler and the bare-metal target"
-if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null; then
+step "install C compilers (host and arm-none-eabi) and the bare-metal target"
+if ! command -v gcc >/dev/null || ! command -v g++ >/dev/null || ! command -v arm-none-eabi-gcc >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ gcc-arm-none-eabi >/dev/null
 fi
 rustup target add thumbv7em-none-eabihf
 
@@ -30,8 +31,10 @@ cargo build --release
 step "header: C11 -pedantic, every prototype and layout (tests/c_abi_check.c), and C++"
 gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c_abi_check.c "$lib" -o "$out/c_abi_check"
 "$out/c_abi_check"
-printf '#include "fused_optim.h"\nint main() { FoAdam a = fo_adam_default(); return a.amsgrad; }\n' \
+printf '#include "fused_optim.h"\nint main() { FoAdam a = fo_adam_default(); FoPiece p{}; return a.amsgrad + (int)p.n; }\n' \
     | g++ -x c++ -std=c++17 -Wall -Wextra -Werror -Iinclude -fsyntax-only -
+# The pointer-sized structs (FoStateLayout, FoState, FoPiece) on a 32-bit target too.
+arm-none-eabi-gcc -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only tests/c_abi_check.c
 
 step "exported symbols == functions declared in the header"
 grep -v '^ *\(/\*\|\*\)' include/fused_optim.h | grep -o '\bfo_[a-z0-9_]*(' | tr -d '(' | sort -u >"$out/declared"

@@ -11,12 +11,23 @@
  *   int    fo_X_init_state(const FoX *opt, float *state, size_t state_len)   a fresh state
  *   int    fo_X_step(const FoX *opt, uint64_t step, float *params, const float *grads,
  *                    size_t n, float *state, size_t state_len)              one step
+ *   int    fo_X_init_state_ex(const FoX *opt, const FoState *state)      a fresh state, any format
+ *   int    fo_X_step_ex(const FoX *opt, uint64_t step, const FoPiece *piece)
+ *                                                   one step on a piece of a tensor, any format
+ * X is also torchao_adam (torchao's low-bit Adam/AdamW: FoTorchaoAdam, fo_torchao_*_default).
  * Steps are numbered from 1. NAdam's step also takes its scalar state (see fo_nadam_step).
  * Boolean options are int32_t: nonzero means true.
  *
  * Pointers: params and grads hold n floats, state holds state_len floats; each may be NULL only
  * when its length is 0; all must be aligned for float and must not overlap (FO_ERR_OVERLAP).
  * On any error nothing is written.
+ *
+ * Storage formats (the _ex functions): parameters in f32, bf16 or f16 (bf16 also with
+ * stochastic rounding or a Kahan compensation buffer), gradients in f32, bf16 or f16, state in
+ * f32, bf16, f16, or torchao's block-quantized int8, int4 and float8 (codes plus one float scale
+ * per block). bf16 and f16 values are uint16_t bit patterns. Every element is computed in f32 by
+ * the same kernel and rounded once per store; see the Rust crate's docs (Params, State).
+ * fo_state_layout gives the state buffer sizes; buffers must be aligned for their element type.
  */
 #ifndef FUSED_OPTIM_H
 #define FUSED_OPTIM_H
@@ -43,9 +54,79 @@ extern "C" {
 #define FO_ERR_LENGTH (-5)                 /* state_len != fo_X_state_len(opt, n), or too large */
 #define FO_ERR_OVERLAP (-6)                /* params, grads and state overlap */
 #define FO_ERR_OTHER (-7)                  /* any other error (not produced by the optimizers) */
+#define FO_ERR_MISALIGNED (-8)             /* piece offset not a multiple of the state's block */
+#define FO_ERR_FORMAT (-9)                 /* unknown FO_PARAM_* / FO_GRAD_* / FO_STATE_* code */
 
 /* A static, NUL-terminated description of a status code (never NULL). */
 const char *fo_status_message(int status);
+
+/* Storage formats. Struct fields and arguments that take these codes are int32_t. */
+typedef enum FoParamFormat {
+    FO_PARAM_F32 = 0,        /* float */
+    FO_PARAM_BF16 = 1,       /* bf16 bits (uint16_t), round to nearest even */
+    FO_PARAM_F16 = 2,        /* f16 bits (uint16_t), round to nearest even */
+    FO_PARAM_BF16_SR = 3,    /* bf16, stochastic rounding keyed by FoPiece.seed */
+    FO_PARAM_BF16_KAHAN = 4  /* bf16 with a bf16 Kahan compensation buffer (FoPiece.compensation) */
+} FoParamFormat;
+
+typedef enum FoGradFormat {
+    FO_GRAD_F32 = 0,  /* float */
+    FO_GRAD_BF16 = 1, /* bf16 bits (uint16_t) */
+    FO_GRAD_F16 = 2   /* f16 bits (uint16_t) */
+} FoGradFormat;
+
+typedef enum FoStateFormat {
+    FO_STATE_F32 = 0,  /* float values */
+    FO_STATE_BF16 = 1, /* bf16 bits (uint16_t), round to nearest even */
+    FO_STATE_F16 = 2,  /* f16 bits (uint16_t), round to nearest even */
+    FO_STATE_INT8 = 3, /* torchao 8-bit codes, one float scale per 256 values */
+    FO_STATE_INT4 = 4, /* torchao 4-bit codes, two per byte (first in the high nibble), a scale per 128 */
+    FO_STATE_FP8 = 5   /* float8 e4m3fn codes, one float scale per 256 values */
+} FoStateFormat;
+
+/* Buffer sizes of one tensor's state (fo_state_layout). */
+typedef struct FoStateLayout {
+    size_t values; /* elements of FoState.values (element formats) */
+    size_t codes;  /* bytes of FoState.codes (block formats) */
+    size_t scales; /* floats of FoState.scales (block formats) */
+    size_t block;  /* values per block (1 for element formats); a piece's offset is a multiple */
+} FoStateLayout;
+FO_STATIC_ASSERT(sizeof(FoStateLayout) == 4 * sizeof(size_t), "FoStateLayout layout");
+
+/* Sizes for `planes` state planes of n values (an optimizer's planes: fo_X_state_len(opt, 1)),
+   planes stored one after another in each buffer. FO_OK, FO_ERR_FORMAT or FO_ERR_POINTER. */
+int fo_state_layout(int32_t state_format, size_t planes, size_t n, FoStateLayout *layout);
+
+/* One tensor's (or piece's) state. Buffers the format does not use must have length 0. Zeroed
+   buffers are a fresh state in every format (fo_X_init_state_ex writes Adagrad's initial value). */
+typedef struct FoState {
+    void *values;      /* FO_STATE_F32: float; FO_STATE_BF16 / F16: uint16_t */
+    size_t values_len; /* elements */
+    uint8_t *codes;    /* block formats */
+    size_t codes_len;  /* bytes */
+    float *scales;     /* block formats: one per block */
+    size_t scales_len; /* floats */
+    int32_t format;    /* FoStateFormat */
+} FoState;
+FO_STATIC_ASSERT(sizeof(FoState) == 6 * sizeof(size_t) + (sizeof(size_t) == 8 ? 8 : 4), "FoState layout");
+
+/* One piece of one tensor: n parameters starting at element `offset` of the whole tensor (0 for a
+   whole tensor; a multiple of the state's block, else FO_ERR_MISALIGNED), with their gradients
+   and their own state (laid out for this piece's n). Stochastic rounding draws element
+   offset + i's random bits from a stream keyed by seed and counted by step, so any split of a
+   tensor into pieces gives the same bits. */
+typedef struct FoPiece {
+    uint64_t seed;          /* FO_PARAM_BF16_SR: keep it across steps; otherwise ignored */
+    void *params;           /* n float (FO_PARAM_F32) or uint16_t */
+    uint16_t *compensation; /* FO_PARAM_BF16_KAHAN: n bf16 (zeros to start); otherwise ignored */
+    const void *grads;      /* n float (FO_GRAD_F32) or uint16_t */
+    size_t n;
+    size_t offset;
+    FoState state;
+    int32_t param_format;   /* FoParamFormat */
+    int32_t grad_format;    /* FoGradFormat */
+} FoPiece;
+FO_STATIC_ASSERT(sizeof(FoPiece) == 8 + 5 * sizeof(size_t) + sizeof(FoState) + 8, "FoPiece layout");
 
 /* torch.optim.SGD's hyperparameters. */
 typedef struct FoSgd {
@@ -62,8 +143,10 @@ FoSgd fo_sgd_default(void);
 int fo_sgd_validate(const FoSgd *opt);
 size_t fo_sgd_state_len(const FoSgd *opt, size_t n);
 int fo_sgd_init_state(const FoSgd *opt, float *state, size_t state_len);
+int fo_sgd_init_state_ex(const FoSgd *opt, const FoState *state);
 int fo_sgd_step(const FoSgd *opt, uint64_t step, float *params, const float *grads,
                 size_t n, float *state, size_t state_len);
+int fo_sgd_step_ex(const FoSgd *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.Adam / AdamW hyperparameters (AdamW: fo_adamw_default()). */
 typedef struct FoAdam {
@@ -83,8 +166,10 @@ FoAdam fo_adamw_default(void); /* torch.optim.AdamW: decoupled weight decay 1e-2
 int fo_adam_validate(const FoAdam *opt);
 size_t fo_adam_state_len(const FoAdam *opt, size_t n);
 int fo_adam_init_state(const FoAdam *opt, float *state, size_t state_len);
+int fo_adam_init_state_ex(const FoAdam *opt, const FoState *state);
 int fo_adam_step(const FoAdam *opt, uint64_t step, float *params, const float *grads,
                  size_t n, float *state, size_t state_len);
+int fo_adam_step_ex(const FoAdam *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.Adagrad's hyperparameters. */
 typedef struct FoAdagrad {
@@ -101,8 +186,10 @@ FoAdagrad fo_adagrad_default(void);
 int fo_adagrad_validate(const FoAdagrad *opt);
 size_t fo_adagrad_state_len(const FoAdagrad *opt, size_t n);
 int fo_adagrad_init_state(const FoAdagrad *opt, float *state, size_t state_len);
+int fo_adagrad_init_state_ex(const FoAdagrad *opt, const FoState *state);
 int fo_adagrad_step(const FoAdagrad *opt, uint64_t step, float *params, const float *grads,
                     size_t n, float *state, size_t state_len);
+int fo_adagrad_step_ex(const FoAdagrad *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.Adadelta's hyperparameters. */
 typedef struct FoAdadelta {
@@ -118,8 +205,10 @@ FoAdadelta fo_adadelta_default(void);
 int fo_adadelta_validate(const FoAdadelta *opt);
 size_t fo_adadelta_state_len(const FoAdadelta *opt, size_t n);
 int fo_adadelta_init_state(const FoAdadelta *opt, float *state, size_t state_len);
+int fo_adadelta_init_state_ex(const FoAdadelta *opt, const FoState *state);
 int fo_adadelta_step(const FoAdadelta *opt, uint64_t step, float *params, const float *grads,
                      size_t n, float *state, size_t state_len);
+int fo_adadelta_step_ex(const FoAdadelta *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.RMSprop's hyperparameters. */
 typedef struct FoRmsprop {
@@ -137,8 +226,10 @@ FoRmsprop fo_rmsprop_default(void);
 int fo_rmsprop_validate(const FoRmsprop *opt);
 size_t fo_rmsprop_state_len(const FoRmsprop *opt, size_t n);
 int fo_rmsprop_init_state(const FoRmsprop *opt, float *state, size_t state_len);
+int fo_rmsprop_init_state_ex(const FoRmsprop *opt, const FoState *state);
 int fo_rmsprop_step(const FoRmsprop *opt, uint64_t step, float *params, const float *grads,
                     size_t n, float *state, size_t state_len);
+int fo_rmsprop_step_ex(const FoRmsprop *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.Adamax's hyperparameters. */
 typedef struct FoAdamax {
@@ -155,8 +246,10 @@ FoAdamax fo_adamax_default(void);
 int fo_adamax_validate(const FoAdamax *opt);
 size_t fo_adamax_state_len(const FoAdamax *opt, size_t n);
 int fo_adamax_init_state(const FoAdamax *opt, float *state, size_t state_len);
+int fo_adamax_init_state_ex(const FoAdamax *opt, const FoState *state);
 int fo_adamax_step(const FoAdamax *opt, uint64_t step, float *params, const float *grads,
                    size_t n, float *state, size_t state_len);
+int fo_adamax_step_ex(const FoAdamax *opt, uint64_t step, const FoPiece *piece);
 
 /* torch.optim.NAdam's hyperparameters. */
 typedef struct FoNadam {
@@ -175,6 +268,7 @@ FoNadam fo_nadam_default(void);
 int fo_nadam_validate(const FoNadam *opt);
 size_t fo_nadam_state_len(const FoNadam *opt, size_t n);
 int fo_nadam_init_state(const FoNadam *opt, float *state, size_t state_len);
+int fo_nadam_init_state_ex(const FoNadam *opt, const FoState *state);
 
 /* NAdam's scalar state, shared by every tensor of a step. */
 typedef struct FoNadamScalars {
@@ -188,6 +282,8 @@ FoNadamScalars fo_nadam_scalars_default(void);
 int fo_nadam_step(const FoNadam *opt, uint64_t step, const FoNadamScalars *scalars,
                   FoNadamScalars *scalars_after, float *params, const float *grads, size_t n,
                   float *state, size_t state_len);
+int fo_nadam_step_ex(const FoNadam *opt, uint64_t step, const FoNadamScalars *scalars,
+                     FoNadamScalars *scalars_after, const FoPiece *piece);
 
 /* torch.optim.RAdam's hyperparameters. */
 typedef struct FoRadam {
@@ -205,8 +301,10 @@ FoRadam fo_radam_default(void);
 int fo_radam_validate(const FoRadam *opt);
 size_t fo_radam_state_len(const FoRadam *opt, size_t n);
 int fo_radam_init_state(const FoRadam *opt, float *state, size_t state_len);
+int fo_radam_init_state_ex(const FoRadam *opt, const FoState *state);
 int fo_radam_step(const FoRadam *opt, uint64_t step, float *params, const float *grads,
                   size_t n, float *state, size_t state_len);
+int fo_radam_step_ex(const FoRadam *opt, uint64_t step, const FoPiece *piece);
 
 /* Lion's hyperparameters (Chen et al. 2023). */
 typedef struct FoLion {
@@ -222,8 +320,44 @@ FoLion fo_lion_default(void);
 int fo_lion_validate(const FoLion *opt);
 size_t fo_lion_state_len(const FoLion *opt, size_t n);
 int fo_lion_init_state(const FoLion *opt, float *state, size_t state_len);
+int fo_lion_init_state_ex(const FoLion *opt, const FoState *state);
 int fo_lion_step(const FoLion *opt, uint64_t step, float *params, const float *grads,
                  size_t n, float *state, size_t state_len);
+int fo_lion_step_ex(const FoLion *opt, uint64_t step, const FoPiece *piece);
+
+/* torchao's low-bit Adam / AdamW (torchao.optim.AdamW8bit and its siblings, version 0.18): its
+   formula with f32 scalars. State: 2 planes (exp_avg, exp_avg_sq), 3 with amsgrad, in any
+   format. fo_torchao_adam_state_format_for gives torchao's own choice: opt->format when
+   n >= 4096 and n fills whole blocks, otherwise the parameters' format. */
+typedef struct FoTorchaoAdam {
+    double lr;
+    double beta1;
+    double beta2;
+    double eps;
+    double weight_decay;
+    int32_t amsgrad;
+    int32_t is_adamw; /* decoupled weight decay (the AdamW* classes) */
+    int32_t format;   /* the class's block format: FO_STATE_INT8, FO_STATE_INT4 or FO_STATE_FP8 */
+} FoTorchaoAdam;
+FO_STATIC_ASSERT(sizeof(FoTorchaoAdam) == 56, "FoTorchaoAdam layout");
+
+FoTorchaoAdam fo_torchao_adamw8bit_default(void);
+FoTorchaoAdam fo_torchao_adam8bit_default(void);
+FoTorchaoAdam fo_torchao_adamw4bit_default(void);
+FoTorchaoAdam fo_torchao_adam4bit_default(void);
+FoTorchaoAdam fo_torchao_adamw_fp8_default(void);
+FoTorchaoAdam fo_torchao_adam_fp8_default(void);
+int fo_torchao_adam_validate(const FoTorchaoAdam *opt);
+size_t fo_torchao_adam_state_len(const FoTorchaoAdam *opt, size_t n);
+int fo_torchao_adam_init_state(const FoTorchaoAdam *opt, float *state, size_t state_len);
+int fo_torchao_adam_init_state_ex(const FoTorchaoAdam *opt, const FoState *state);
+int fo_torchao_adam_step(const FoTorchaoAdam *opt, uint64_t step, float *params, const float *grads,
+                         size_t n, float *state, size_t state_len);
+int fo_torchao_adam_step_ex(const FoTorchaoAdam *opt, uint64_t step, const FoPiece *piece);
+/* The FO_STATE_* code torchao uses for n values with parameters in param_state_format
+   (FO_STATE_F32, FO_STATE_BF16 or FO_STATE_F16), or a negative status. */
+int32_t fo_torchao_adam_state_format_for(const FoTorchaoAdam *opt, size_t n,
+                                         int32_t param_state_format);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,15 @@
 //! | `int fo_X_init_state(const FoX *, float *state, size_t state_len)` | a fresh state |
 //! | `int fo_X_step(const FoX *, uint64_t step, float *params, const float *grads, size_t n, float *state, size_t state_len)` | one step |
 //!
+//! | `int fo_X_init_state_ex(const FoX *, const FoState *state)` | a fresh state in any format |
+//! | `int fo_X_step_ex(const FoX *, uint64_t step, const FoPiece *piece)` | one step on a piece of a tensor in any storage format |
+//!
+//! `X` is also `torchao_adam` (torchao's low-bit Adam/AdamW, [`FoTorchaoAdam`]). Storage formats
+//! (bf16/f16 parameters and gradients, stochastic rounding, Kahan compensation, bf16/f16 and
+//! block-quantized state) are `int32_t` codes: `FO_PARAM_*`, `FO_GRAD_*`, `FO_STATE_*`; bf16
+//! and f16 values travel as `uint16_t` bit patterns. `fo_state_layout` gives the state buffer
+//! sizes for a format, a plane count (`fo_X_state_len(opt, 1)`) and `n`.
+//!
 //! NAdam's step also takes the scalar state (`mu_product`) before the step and returns it
 //! after. Boolean options are `int32_t`, nonzero meaning true. Every function checks its
 //! pointers (NULL is accepted only with a zero length), rejects overlapping buffers, and returns
@@ -21,11 +30,11 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use core::ffi::c_int;
+use core::ffi::{c_int, c_void};
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Error, Lion, NAdam, NAdamScalars, Optimizer, RAdam, RMSprop,
-    Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, NAdamScalars, Optimizer,
+    Params, RAdam, RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
 /// Success.
@@ -45,6 +54,67 @@ pub const FO_ERR_LENGTH: c_int = -5;
 pub const FO_ERR_OVERLAP: c_int = -6;
 /// Any other error of the Rust crate (not produced by the current optimizers).
 pub const FO_ERR_OTHER: c_int = -7;
+/// A piece of a tensor with block-quantized state starts inside a block: `offset` must be a
+/// multiple of the format's block (`FoStateLayout::block`).
+pub const FO_ERR_MISALIGNED: c_int = -8;
+/// A format code that is not one of the `FO_PARAM_*`, `FO_GRAD_*` or `FO_STATE_*` values
+/// (or, for `FoTorchaoAdam::format`, not a state format).
+pub const FO_ERR_FORMAT: c_int = -9;
+
+/// Parameters stored as `float`.
+pub const FO_PARAM_F32: i32 = 0;
+/// bf16 parameters (`uint16_t` bits), rounded to nearest even.
+pub const FO_PARAM_BF16: i32 = 1;
+/// f16 parameters (`uint16_t` bits), rounded to nearest even.
+pub const FO_PARAM_F16: i32 = 2;
+/// bf16 parameters with stochastic rounding keyed by `FoPiece::seed`.
+pub const FO_PARAM_BF16_SR: i32 = 3;
+/// bf16 parameters with a bf16 Kahan compensation buffer (`FoPiece::compensation`).
+pub const FO_PARAM_BF16_KAHAN: i32 = 4;
+/// Gradients stored as `float`.
+pub const FO_GRAD_F32: i32 = 0;
+/// bf16 gradients (`uint16_t` bits).
+pub const FO_GRAD_BF16: i32 = 1;
+/// f16 gradients (`uint16_t` bits).
+pub const FO_GRAD_F16: i32 = 2;
+/// `float` state values.
+pub const FO_STATE_F32: i32 = 0;
+/// bf16 state values (`uint16_t` bits).
+pub const FO_STATE_BF16: i32 = 1;
+/// f16 state values (`uint16_t` bits).
+pub const FO_STATE_F16: i32 = 2;
+/// torchao's 8-bit codes, one `float` scale per 256 values.
+pub const FO_STATE_INT8: i32 = 3;
+/// torchao's 4-bit codes (two per byte), one `float` scale per 128 values.
+pub const FO_STATE_INT4: i32 = 4;
+/// float8 e4m3fn codes, one `float` scale per 256 values.
+pub const FO_STATE_FP8: i32 = 5;
+
+/// The state format of a `FO_STATE_*` code.
+fn state_format(code: i32) -> Result<StateFormat, c_int> {
+    Ok(match code {
+        FO_STATE_F32 => StateFormat::F32,
+        FO_STATE_BF16 => StateFormat::Bf16,
+        FO_STATE_F16 => StateFormat::F16,
+        FO_STATE_INT8 => StateFormat::Int8,
+        FO_STATE_INT4 => StateFormat::Int4,
+        FO_STATE_FP8 => StateFormat::Fp8,
+        _ => return Err(FO_ERR_FORMAT),
+    })
+}
+
+/// The `FO_STATE_*` code of a state format (`FO_ERR_FORMAT` for one this ABI does not know).
+fn state_format_code(f: StateFormat) -> i32 {
+    match f {
+        StateFormat::F32 => FO_STATE_F32,
+        StateFormat::Bf16 => FO_STATE_BF16,
+        StateFormat::F16 => FO_STATE_F16,
+        StateFormat::Int8 => FO_STATE_INT8,
+        StateFormat::Int4 => FO_STATE_INT4,
+        StateFormat::Fp8 => FO_STATE_FP8,
+        _ => FO_ERR_FORMAT,
+    }
+}
 
 /// The status code of a crate error.
 fn status(e: Error) -> c_int {
@@ -53,6 +123,7 @@ fn status(e: Error) -> c_int {
         Error::InvalidCombination(_) => FO_ERR_INVALID_COMBINATION,
         Error::InvalidStep(_) => FO_ERR_INVALID_STEP,
         Error::LengthMismatch { .. } => FO_ERR_LENGTH,
+        Error::Misaligned { .. } => FO_ERR_MISALIGNED,
         _ => FO_ERR_OTHER,
     }
 }
@@ -69,6 +140,8 @@ pub extern "C" fn fo_status_message(status: c_int) -> *const core::ffi::c_char {
         FO_ERR_LENGTH => c"buffer length mismatch",
         FO_ERR_OVERLAP => c"overlapping buffers",
         FO_ERR_OTHER => c"other error",
+        FO_ERR_MISALIGNED => c"piece not aligned to the state's blocks",
+        FO_ERR_FORMAT => c"unknown storage format",
         _ => c"unknown status",
     };
     s.as_ptr()
@@ -77,12 +150,12 @@ pub extern "C" fn fo_status_message(status: c_int) -> *const core::ffi::c_char {
 // ---------------------------------------------------------------------------------------------
 // Buffers
 
-/// The byte range of `len` floats at `ptr` (empty when `len` is 0).
-fn range(ptr: *const f32, len: usize) -> (usize, usize) {
+/// The byte range of `len` elements at `ptr` (empty when `len` is 0).
+fn range<T>(ptr: *const T, len: usize) -> (usize, usize) {
     let start = ptr as usize;
     (
         start,
-        start.saturating_add(len.saturating_mul(size_of::<f32>())),
+        start.saturating_add(len.saturating_mul(size_of::<T>())),
     )
 }
 
@@ -93,11 +166,11 @@ fn overlap(a: (usize, usize), b: (usize, usize)) -> bool {
 
 /// Checks a buffer pointer: NULL only with length 0, aligned, and a length the address space
 /// can hold.
-fn check(ptr: *const f32, len: usize) -> Result<(), c_int> {
+fn check<T>(ptr: *const T, len: usize) -> Result<(), c_int> {
     if len == 0 {
         return Ok(());
     }
-    if len > isize::MAX as usize / size_of::<f32>() {
+    if len > isize::MAX as usize / size_of::<T>() {
         return Err(FO_ERR_LENGTH);
     }
     if ptr.is_null() || !ptr.is_aligned() {
@@ -109,13 +182,14 @@ fn check(ptr: *const f32, len: usize) -> Result<(), c_int> {
 /// A mutable slice over a checked buffer.
 ///
 /// # Safety
-/// `check(ptr, len)` passed, `ptr` points to `len` floats the caller may write, and nothing
-/// else refers to them for `'a`.
-unsafe fn slice_mut<'a>(ptr: *mut f32, len: usize) -> &'a mut [f32] {
+/// `check(ptr, len)` passed, `ptr` points to `len` elements the caller may write (every bit
+/// pattern of `T` is a valid value: `T` is `f32`, `u8`, or a 16-bit float), and nothing else
+/// refers to them for `'a`.
+unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize) -> &'a mut [T] {
     if len == 0 {
         return &mut [];
     }
-    // SAFETY: non-NULL, aligned, `len` valid floats, not aliased (the caller's contract and
+    // SAFETY: non-NULL, aligned, `len` valid elements, not aliased (the caller's contract and
     // the overlap check).
     unsafe { core::slice::from_raw_parts_mut(ptr, len) }
 }
@@ -123,12 +197,13 @@ unsafe fn slice_mut<'a>(ptr: *mut f32, len: usize) -> &'a mut [f32] {
 /// A shared slice over a checked buffer.
 ///
 /// # Safety
-/// `check(ptr, len)` passed and `ptr` points to `len` floats that nothing writes for `'a`.
-unsafe fn slice<'a>(ptr: *const f32, len: usize) -> &'a [f32] {
+/// `check(ptr, len)` passed and `ptr` points to `len` elements (of a type valid for every bit
+/// pattern) that nothing writes for `'a`.
+unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
     if len == 0 {
         return &[];
     }
-    // SAFETY: non-NULL, aligned, `len` valid floats, not written meanwhile.
+    // SAFETY: non-NULL, aligned, `len` valid elements, not written meanwhile.
     unsafe { core::slice::from_raw_parts(ptr, len) }
 }
 
@@ -142,7 +217,7 @@ unsafe fn read<C: CConfig>(opt: *const C) -> Result<C::Rust, c_int> {
     }
     // SAFETY: non-NULL and aligned; the caller vouches that it points to a valid `C` (every
     // bit pattern of its `f64` and `i32` fields is a valid value).
-    Ok(unsafe { &*opt }.to_rust())
+    unsafe { &*opt }.to_rust()
 }
 
 /// The shared body of every step function.
@@ -194,6 +269,285 @@ unsafe fn init_impl<O: Optimizer>(opt: O, state: *mut f32, state_len: usize) -> 
     FO_OK
 }
 
+// ---------------------------------------------------------------------------------------------
+// Storage formats
+
+/// The buffer sizes of one tensor's state in one format (`fo_state_layout`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FoStateLayout {
+    /// Elements of `FoState::values` (`float` or `uint16_t`), for the element formats.
+    pub values: usize,
+    /// Bytes of `FoState::codes`, for the block formats.
+    pub codes: usize,
+    /// `float` elements of `FoState::scales`, for the block formats.
+    pub scales: usize,
+    /// Values per block (1 for the element formats): a piece's `offset` must be a multiple.
+    pub block: usize,
+}
+
+/// The buffer sizes for `planes` state planes of `n` values in `FO_STATE_*` format
+/// `state_format` (an optimizer's plane count is `fo_X_state_len(opt, 1)`). Planes are stored
+/// one after another in each buffer.
+///
+/// Returns `FO_OK`, `FO_ERR_FORMAT`, or `FO_ERR_POINTER` when `layout` is NULL or misaligned;
+/// nothing is written on error.
+///
+/// # Safety
+/// `layout` is NULL or points to a writable `FoStateLayout`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_state_layout(
+    state_format: i32,
+    planes: usize,
+    n: usize,
+    layout: *mut FoStateLayout,
+) -> c_int {
+    if layout.is_null() || !layout.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    let f = match self::state_format(state_format) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let l = f.layout(planes, n);
+    // SAFETY: non-NULL, aligned, writable by the caller's contract.
+    unsafe {
+        *layout = FoStateLayout {
+            values: l.values,
+            codes: l.codes,
+            scales: l.scales,
+            block: f.block(),
+        }
+    };
+    FO_OK
+}
+
+/// One tensor's optimizer state in any format: the buffers a format does not use must have
+/// length 0 (their pointers are then ignored).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoState {
+    /// `FO_STATE_F32`: `float`; `FO_STATE_BF16`, `FO_STATE_F16`: `uint16_t` bits.
+    pub values: *mut c_void,
+    /// Elements of `values`.
+    pub values_len: usize,
+    /// Block formats: the codes.
+    pub codes: *mut u8,
+    /// Bytes of `codes`.
+    pub codes_len: usize,
+    /// Block formats: one scale per block.
+    pub scales: *mut f32,
+    /// Elements of `scales`.
+    pub scales_len: usize,
+    /// A `FO_STATE_*` code.
+    pub format: i32,
+}
+
+/// One piece of one tensor in any storage format: `n` parameters starting at element `offset`
+/// of the whole tensor, their gradients and their state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoPiece {
+    /// `FO_PARAM_BF16_SR`: keys the random stream (keep it across steps); otherwise ignored.
+    pub seed: u64,
+    /// `n` parameters: `float` for `FO_PARAM_F32`, `uint16_t` bits otherwise.
+    pub params: *mut c_void,
+    /// `FO_PARAM_BF16_KAHAN`: `n` bf16 compensation values (zeros to start); otherwise ignored.
+    pub compensation: *mut u16,
+    /// `n` gradients: `float` for `FO_GRAD_F32`, `uint16_t` bits otherwise.
+    pub grads: *const c_void,
+    /// Parameters in this piece.
+    pub n: usize,
+    /// The piece's first element within the whole tensor (a multiple of the state's block;
+    /// the element index of stochastic rounding's random stream). 0 for a whole tensor.
+    pub offset: usize,
+    /// The piece's state (`fo_state_layout` of the piece's `n`).
+    pub state: FoState,
+    /// A `FO_PARAM_*` code.
+    pub param_format: i32,
+    /// A `FO_GRAD_*` code.
+    pub grad_format: i32,
+}
+
+/// A state checked by [`check_state`]: its format and byte ranges.
+struct CheckedState {
+    format: StateFormat,
+    ranges: [(usize, usize); 3],
+}
+
+/// Checks a state's format code, pointers and unused lengths.
+fn check_state(s: &FoState) -> Result<CheckedState, c_int> {
+    let format = state_format(s.format)?;
+    let values = match format {
+        StateFormat::F32 => {
+            check(s.values as *const f32, s.values_len)?;
+            range(s.values as *const f32, s.values_len)
+        }
+        StateFormat::Bf16 | StateFormat::F16 => {
+            check(s.values as *const u16, s.values_len)?;
+            range(s.values as *const u16, s.values_len)
+        }
+        _ if s.values_len != 0 => return Err(FO_ERR_LENGTH),
+        _ => (0, 0),
+    };
+    let (codes, scales) = if format.block() > 1 {
+        check(s.codes, s.codes_len)?;
+        check(s.scales, s.scales_len)?;
+        (range(s.codes, s.codes_len), range(s.scales, s.scales_len))
+    } else if s.codes_len != 0 || s.scales_len != 0 {
+        return Err(FO_ERR_LENGTH);
+    } else {
+        ((0, 0), (0, 0))
+    };
+    Ok(CheckedState {
+        format,
+        ranges: [values, codes, scales],
+    })
+}
+
+/// The state's slices.
+///
+/// # Safety
+/// `check_state(s)` gave `format`; the buffers are valid, writable and not aliased for `'a`.
+unsafe fn state_of<'a>(s: &FoState, format: StateFormat) -> State<'a> {
+    // SAFETY: every arm's buffers were checked by `check_state` (NULL only when empty,
+    // aligned, a length the address space holds); the caller vouches for the memory.
+    unsafe {
+        match format {
+            StateFormat::F32 => State::F32(slice_mut(s.values.cast::<f32>(), s.values_len)),
+            StateFormat::Bf16 => State::Bf16(slice_mut(s.values.cast::<bf16>(), s.values_len)),
+            StateFormat::F16 => State::F16(slice_mut(s.values.cast::<f16>(), s.values_len)),
+            StateFormat::Int8 => State::Int8 {
+                codes: slice_mut(s.codes, s.codes_len),
+                scales: slice_mut(s.scales, s.scales_len),
+            },
+            StateFormat::Int4 => State::Int4 {
+                codes: slice_mut(s.codes, s.codes_len),
+                scales: slice_mut(s.scales, s.scales_len),
+            },
+            _ => State::Fp8 {
+                codes: slice_mut(s.codes, s.codes_len),
+                scales: slice_mut(s.scales, s.scales_len),
+            },
+        }
+    }
+}
+
+/// Whether any two of the byte ranges share a byte.
+fn any_overlap(ranges: &[(usize, usize)]) -> bool {
+    ranges.iter().enumerate().any(|(i, a)| {
+        ranges
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .any(|b| overlap(*a, *b))
+    })
+}
+
+/// The shared body of every `step_ex` function.
+///
+/// # Safety
+/// `piece` is NULL or points to a valid `FoPiece` whose buffers satisfy the header's contract.
+unsafe fn step_ex_impl<O: Optimizer>(
+    opt: O,
+    step: u64,
+    scalars: &O::Scalars,
+    piece: *const FoPiece,
+) -> Result<O::Scalars, c_int> {
+    if piece.is_null() || !piece.is_aligned() {
+        return Err(FO_ERR_POINTER);
+    }
+    // SAFETY: non-NULL and aligned; the caller vouches that it points to a valid `FoPiece`
+    // (integers and raw pointers: every bit pattern is a valid value).
+    let d = unsafe { *piece };
+    let n = d.n;
+    let wide_params = match d.param_format {
+        FO_PARAM_F32 => true,
+        FO_PARAM_BF16 | FO_PARAM_F16 | FO_PARAM_BF16_SR | FO_PARAM_BF16_KAHAN => false,
+        _ => return Err(FO_ERR_FORMAT),
+    };
+    let wide_grads = match d.grad_format {
+        FO_GRAD_F32 => true,
+        FO_GRAD_BF16 | FO_GRAD_F16 => false,
+        _ => return Err(FO_ERR_FORMAT),
+    };
+    let state = check_state(&d.state)?;
+    let p = if wide_params {
+        check(d.params as *const f32, n)?;
+        range(d.params as *const f32, n)
+    } else {
+        check(d.params as *const u16, n)?;
+        range(d.params as *const u16, n)
+    };
+    let c = if d.param_format == FO_PARAM_BF16_KAHAN {
+        check(d.compensation, n)?;
+        range(d.compensation, n)
+    } else {
+        (0, 0)
+    };
+    let g = if wide_grads {
+        check(d.grads as *const f32, n)?;
+        range(d.grads as *const f32, n)
+    } else {
+        check(d.grads as *const u16, n)?;
+        range(d.grads as *const u16, n)
+    };
+    let [v, k, s] = state.ranges;
+    if any_overlap(&[p, c, g, v, k, s]) {
+        return Err(FO_ERR_OVERLAP);
+    }
+    // SAFETY: every buffer checked above (NULL only when empty, aligned, a length the address
+    // space holds), distinct by the overlap check, valid and writable by the caller's contract.
+    let (params, grads, state) = unsafe {
+        let params = match d.param_format {
+            FO_PARAM_F32 => Params::F32(slice_mut(d.params.cast::<f32>(), n)),
+            FO_PARAM_BF16 => Params::Bf16(slice_mut(d.params.cast::<bf16>(), n)),
+            FO_PARAM_F16 => Params::F16(slice_mut(d.params.cast::<f16>(), n)),
+            FO_PARAM_BF16_SR => Params::Bf16Stochastic {
+                params: slice_mut(d.params.cast::<bf16>(), n),
+                seed: d.seed,
+            },
+            _ => Params::Bf16Kahan {
+                params: slice_mut(d.params.cast::<bf16>(), n),
+                compensation: slice_mut(d.compensation.cast::<bf16>(), n),
+            },
+        };
+        let grads = match d.grad_format {
+            FO_GRAD_F32 => Grads::F32(slice(d.grads.cast::<f32>(), n)),
+            FO_GRAD_BF16 => Grads::Bf16(slice(d.grads.cast::<bf16>(), n)),
+            _ => Grads::F16(slice(d.grads.cast::<f16>(), n)),
+        };
+        (params, grads, state_of(&d.state, state.format))
+    };
+    let plan = opt.plan(step, scalars).map_err(status)?;
+    plan.apply_piece(Backend::best(), d.offset, params, grads, state)
+        .map_err(status)?;
+    Ok(plan.scalars_after())
+}
+
+/// The shared body of every `init_state_ex` function.
+///
+/// # Safety
+/// `state` is NULL or points to a valid `FoState` whose buffers are writable.
+unsafe fn init_ex_impl<O: Optimizer>(opt: O, state: *const FoState) -> c_int {
+    if state.is_null() || !state.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    // SAFETY: non-NULL and aligned; valid by the caller's contract (integers and raw
+    // pointers).
+    let s = unsafe { *state };
+    let checked = match check_state(&s) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if any_overlap(&checked.ranges) {
+        return FO_ERR_OVERLAP;
+    }
+    // SAFETY: checked above, distinct, writable by the caller's contract.
+    opt.init_state_in(unsafe { state_of(&s, checked.format) });
+    FO_OK
+}
+
 fn code(r: Result<(), c_int>) -> c_int {
     r.err().unwrap_or(FO_OK)
 }
@@ -209,20 +563,16 @@ fn int(b: bool) -> i32 {
 /// A `#[repr(C)]` hyperparameter struct and the optimizer it stands for.
 trait CConfig: Copy {
     type Rust: Optimizer;
-    fn to_rust(&self) -> Self::Rust;
+    /// The optimizer (`FO_ERR_FORMAT` for a field that names no format).
+    fn to_rust(&self) -> Result<Self::Rust, c_int>;
     fn from_rust(r: &Self::Rust) -> Self;
 }
 
-/// Generates `default`, `validate`, `state_len`, `init_state` (and, for optimizers without
-/// scalar state, `step`) for one hyperparameter struct.
+/// Generates `validate`, `state_len`, `init_state`, `init_state_ex` (and, for optimizers
+/// without scalar state, `step` and `step_ex`) for one hyperparameter struct, and `default`
+/// unless the optimizer has several (TorchaoAdam).
 macro_rules! c_functions {
-    ($c:ty, $rust:ty, $name:literal, $default:ident, $validate:ident, $state_len:ident, $init:ident $(, $step:ident)?) => {
-        #[doc = concat!("torch's default hyperparameters for ", $name, ".")]
-        #[unsafe(no_mangle)]
-        pub extern "C" fn $default() -> $c {
-            <$c>::from_rust(&<$rust>::default())
-        }
-
+    (@rest $c:ty, $name:literal, $validate:ident, $state_len:ident, $init:ident, $init_ex:ident $(, $step:ident, $step_ex:ident)?) => {
         #[doc = concat!("Checks ", $name, "'s hyperparameters: `FO_OK` or the first error.")]
         ///
         /// # Safety
@@ -264,6 +614,22 @@ macro_rules! c_functions {
             }
         }
 
+        #[doc = concat!("Writes a fresh ", $name, " state in any format (zeroed buffers already are one, except for an Adagrad with a nonzero `initial_accumulator_value`).")]
+        ///
+        /// Returns `FO_OK`, or an error status with nothing written.
+        ///
+        /// # Safety
+        /// `opt` and `state` point to valid structs; the state's buffers are writable.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $init_ex(opt: *const $c, state: *const FoState) -> c_int {
+            // SAFETY: the caller's contract.
+            match unsafe { read(opt) } {
+                // SAFETY: the caller's contract.
+                Ok(o) => unsafe { init_ex_impl(o, state) },
+                Err(e) => e,
+            }
+        }
+
         $(
         #[doc = concat!("One ", $name, " step (number `step`, from 1) on one tensor of `n` parameters, on the best backend.")]
         ///
@@ -290,7 +656,34 @@ macro_rules! c_functions {
             });
             code(r.map(|()| ()))
         }
+
+        #[doc = concat!("One ", $name, " step (number `step`, from 1) on one piece of a tensor in any storage format (see `FoPiece`), on the best backend.")]
+        ///
+        /// Returns `FO_OK`, or an error status with nothing written.
+        ///
+        /// # Safety
+        /// `opt` and `piece` point to valid structs; each buffer of the piece is NULL only
+        /// when its length is 0 and otherwise holds that many elements (parameters,
+        /// compensation and state writable); no other thread accesses them during the call.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $step_ex(opt: *const $c, step: u64, piece: *const FoPiece) -> c_int {
+            // SAFETY: the caller's contract.
+            let r = unsafe { read(opt) }.and_then(|o| {
+                // SAFETY: the caller's contract.
+                unsafe { step_ex_impl(o, step, &(), piece) }
+            });
+            code(r.map(|()| ()))
+        }
         )?
+    };
+    ($c:ty, $rust:ty, $name:literal, $default:ident, $($rest:tt)*) => {
+        #[doc = concat!("torch's default hyperparameters for ", $name, ".")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $default() -> $c {
+            <$c>::from_rust(&<$rust>::default())
+        }
+
+        c_functions!(@rest $c, $name, $($rest)*);
     };
 }
 
@@ -317,15 +710,15 @@ pub struct FoSgd {
 
 impl CConfig for FoSgd {
     type Rust = Sgd;
-    fn to_rust(&self) -> Sgd {
-        Sgd {
+    fn to_rust(&self) -> Result<Sgd, c_int> {
+        Ok(Sgd {
             lr: self.lr,
             momentum: self.momentum,
             dampening: self.dampening,
             weight_decay: self.weight_decay,
             nesterov: flag(self.nesterov),
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &Sgd) -> Self {
         FoSgd {
@@ -346,7 +739,9 @@ c_functions!(
     fo_sgd_validate,
     fo_sgd_state_len,
     fo_sgd_init_state,
-    fo_sgd_step
+    fo_sgd_init_state_ex,
+    fo_sgd_step,
+    fo_sgd_step_ex
 );
 
 /// `torch.optim.Adam` / `AdamW` hyperparameters (AdamW: `decoupled_weight_decay` set and
@@ -374,8 +769,8 @@ pub struct FoAdam {
 
 impl CConfig for FoAdam {
     type Rust = Adam;
-    fn to_rust(&self) -> Adam {
-        Adam {
+    fn to_rust(&self) -> Result<Adam, c_int> {
+        Ok(Adam {
             lr: self.lr,
             betas: (self.beta1, self.beta2),
             eps: self.eps,
@@ -383,7 +778,7 @@ impl CConfig for FoAdam {
             amsgrad: flag(self.amsgrad),
             maximize: flag(self.maximize),
             decoupled_weight_decay: flag(self.decoupled_weight_decay),
-        }
+        })
     }
     fn from_rust(r: &Adam) -> Self {
         FoAdam {
@@ -406,7 +801,9 @@ c_functions!(
     fo_adam_validate,
     fo_adam_state_len,
     fo_adam_init_state,
-    fo_adam_step
+    fo_adam_init_state_ex,
+    fo_adam_step,
+    fo_adam_step_ex
 );
 
 /// `torch.optim.AdamW`'s defaults: Adam with decoupled weight decay 1e-2.
@@ -435,15 +832,15 @@ pub struct FoAdagrad {
 
 impl CConfig for FoAdagrad {
     type Rust = Adagrad;
-    fn to_rust(&self) -> Adagrad {
-        Adagrad {
+    fn to_rust(&self) -> Result<Adagrad, c_int> {
+        Ok(Adagrad {
             lr: self.lr,
             lr_decay: self.lr_decay,
             weight_decay: self.weight_decay,
             initial_accumulator_value: self.initial_accumulator_value,
             eps: self.eps,
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &Adagrad) -> Self {
         FoAdagrad {
@@ -464,7 +861,9 @@ c_functions!(
     fo_adagrad_validate,
     fo_adagrad_state_len,
     fo_adagrad_init_state,
-    fo_adagrad_step
+    fo_adagrad_init_state_ex,
+    fo_adagrad_step,
+    fo_adagrad_step_ex
 );
 
 /// `torch.optim.Adadelta`'s hyperparameters.
@@ -485,14 +884,14 @@ pub struct FoAdadelta {
 
 impl CConfig for FoAdadelta {
     type Rust = Adadelta;
-    fn to_rust(&self) -> Adadelta {
-        Adadelta {
+    fn to_rust(&self) -> Result<Adadelta, c_int> {
+        Ok(Adadelta {
             lr: self.lr,
             rho: self.rho,
             eps: self.eps,
             weight_decay: self.weight_decay,
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &Adadelta) -> Self {
         FoAdadelta {
@@ -512,7 +911,9 @@ c_functions!(
     fo_adadelta_validate,
     fo_adadelta_state_len,
     fo_adadelta_init_state,
-    fo_adadelta_step
+    fo_adadelta_init_state_ex,
+    fo_adadelta_step,
+    fo_adadelta_step_ex
 );
 
 /// `torch.optim.RMSprop`'s hyperparameters.
@@ -537,8 +938,8 @@ pub struct FoRmsprop {
 
 impl CConfig for FoRmsprop {
     type Rust = RMSprop;
-    fn to_rust(&self) -> RMSprop {
-        RMSprop {
+    fn to_rust(&self) -> Result<RMSprop, c_int> {
+        Ok(RMSprop {
             lr: self.lr,
             alpha: self.alpha,
             eps: self.eps,
@@ -546,7 +947,7 @@ impl CConfig for FoRmsprop {
             momentum: self.momentum,
             centered: flag(self.centered),
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &RMSprop) -> Self {
         FoRmsprop {
@@ -568,7 +969,9 @@ c_functions!(
     fo_rmsprop_validate,
     fo_rmsprop_state_len,
     fo_rmsprop_init_state,
-    fo_rmsprop_step
+    fo_rmsprop_init_state_ex,
+    fo_rmsprop_step,
+    fo_rmsprop_step_ex
 );
 
 /// `torch.optim.Adamax`'s hyperparameters.
@@ -591,14 +994,14 @@ pub struct FoAdamax {
 
 impl CConfig for FoAdamax {
     type Rust = Adamax;
-    fn to_rust(&self) -> Adamax {
-        Adamax {
+    fn to_rust(&self) -> Result<Adamax, c_int> {
+        Ok(Adamax {
             lr: self.lr,
             betas: (self.beta1, self.beta2),
             eps: self.eps,
             weight_decay: self.weight_decay,
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &Adamax) -> Self {
         FoAdamax {
@@ -619,7 +1022,9 @@ c_functions!(
     fo_adamax_validate,
     fo_adamax_state_len,
     fo_adamax_init_state,
-    fo_adamax_step
+    fo_adamax_init_state_ex,
+    fo_adamax_step,
+    fo_adamax_step_ex
 );
 
 /// `torch.optim.NAdam`'s hyperparameters.
@@ -654,8 +1059,8 @@ pub struct FoNadamScalars {
 
 impl CConfig for FoNadam {
     type Rust = NAdam;
-    fn to_rust(&self) -> NAdam {
-        NAdam {
+    fn to_rust(&self) -> Result<NAdam, c_int> {
+        Ok(NAdam {
             lr: self.lr,
             betas: (self.beta1, self.beta2),
             eps: self.eps,
@@ -663,7 +1068,7 @@ impl CConfig for FoNadam {
             momentum_decay: self.momentum_decay,
             decoupled_weight_decay: flag(self.decoupled_weight_decay),
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &NAdam) -> Self {
         FoNadam {
@@ -685,7 +1090,8 @@ c_functions!(
     fo_nadam_default,
     fo_nadam_validate,
     fo_nadam_state_len,
-    fo_nadam_init_state
+    fo_nadam_init_state,
+    fo_nadam_init_state_ex
 );
 
 /// NAdam's scalar state before the first step (`mu_product = 1`).
@@ -693,6 +1099,41 @@ c_functions!(
 pub extern "C" fn fo_nadam_scalars_default() -> FoNadamScalars {
     FoNadamScalars {
         mu_product: NAdamScalars::default().mu_product,
+    }
+}
+
+/// Reads NAdam's scalar state before the step, runs `f`, and writes the state after it to
+/// `scalars_after` (when not NULL) on success.
+///
+/// # Safety
+/// `scalars` is NULL or points to a valid struct, `scalars_after` is NULL or writable.
+unsafe fn with_nadam_scalars(
+    scalars: *const FoNadamScalars,
+    scalars_after: *mut FoNadamScalars,
+    f: impl FnOnce(&NAdamScalars) -> Result<NAdamScalars, c_int>,
+) -> c_int {
+    if scalars.is_null() || !scalars.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    if !scalars_after.is_null() && !scalars_after.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    // SAFETY: non-NULL, aligned, valid by the caller's contract.
+    let mu_product = unsafe { *scalars }.mu_product;
+    let before = NAdamScalars { mu_product };
+    match f(&before) {
+        Ok(after) => {
+            if !scalars_after.is_null() {
+                // SAFETY: non-NULL, aligned, writable by the caller's contract.
+                unsafe {
+                    *scalars_after = FoNadamScalars {
+                        mu_product: after.mu_product,
+                    }
+                };
+            }
+            FO_OK
+        }
+        Err(e) => e,
     }
 }
 
@@ -717,34 +1158,35 @@ pub unsafe extern "C" fn fo_nadam_step(
     state: *mut f32,
     state_len: usize,
 ) -> c_int {
-    if scalars.is_null() || !scalars.is_aligned() {
-        return FO_ERR_POINTER;
-    }
-    if !scalars_after.is_null() && !scalars_after.is_aligned() {
-        return FO_ERR_POINTER;
-    }
-    // SAFETY: non-NULL, aligned, valid by the caller's contract.
-    let before = NAdamScalars {
-        mu_product: unsafe { *scalars }.mu_product,
-    };
     // SAFETY: the caller's contract.
-    let r = unsafe { read(opt) }.and_then(|o| {
-        // SAFETY: the caller's contract.
-        unsafe { step_impl(o, step, &before, params, grads, n, state, state_len) }
-    });
-    match r {
-        Ok(after) => {
-            if !scalars_after.is_null() {
-                // SAFETY: non-NULL, aligned, writable by the caller's contract.
-                unsafe {
-                    *scalars_after = FoNadamScalars {
-                        mu_product: after.mu_product,
-                    }
-                };
-            }
-            FO_OK
-        }
-        Err(e) => e,
+    unsafe {
+        with_nadam_scalars(scalars, scalars_after, |before| {
+            read(opt).and_then(|o| step_impl(o, step, before, params, grads, n, state, state_len))
+        })
+    }
+}
+
+/// One NAdam step on one piece of a tensor in any storage format (see `FoPiece`), with the
+/// scalar state as in `fo_nadam_step`.
+///
+/// Returns `FO_OK`, or an error status with nothing written.
+///
+/// # Safety
+/// As `fo_adam_step_ex`; `scalars` points to a valid struct, `scalars_after` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_nadam_step_ex(
+    opt: *const FoNadam,
+    step: u64,
+    scalars: *const FoNadamScalars,
+    scalars_after: *mut FoNadamScalars,
+    piece: *const FoPiece,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_nadam_scalars(scalars, scalars_after, |before| {
+            read(opt).and_then(|o| step_ex_impl(o, step, before, piece))
+        })
     }
 }
 
@@ -770,15 +1212,15 @@ pub struct FoRadam {
 
 impl CConfig for FoRadam {
     type Rust = RAdam;
-    fn to_rust(&self) -> RAdam {
-        RAdam {
+    fn to_rust(&self) -> Result<RAdam, c_int> {
+        Ok(RAdam {
             lr: self.lr,
             betas: (self.beta1, self.beta2),
             eps: self.eps,
             weight_decay: self.weight_decay,
             decoupled_weight_decay: flag(self.decoupled_weight_decay),
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &RAdam) -> Self {
         FoRadam {
@@ -800,7 +1242,9 @@ c_functions!(
     fo_radam_validate,
     fo_radam_state_len,
     fo_radam_init_state,
-    fo_radam_step
+    fo_radam_init_state_ex,
+    fo_radam_step,
+    fo_radam_step_ex
 );
 
 /// Lion's hyperparameters (Chen et al. 2023).
@@ -821,13 +1265,13 @@ pub struct FoLion {
 
 impl CConfig for FoLion {
     type Rust = Lion;
-    fn to_rust(&self) -> Lion {
-        Lion {
+    fn to_rust(&self) -> Result<Lion, c_int> {
+        Ok(Lion {
             lr: self.lr,
             betas: (self.beta1, self.beta2),
             weight_decay: self.weight_decay,
             maximize: flag(self.maximize),
-        }
+        })
     }
     fn from_rust(r: &Lion) -> Self {
         FoLion {
@@ -847,8 +1291,111 @@ c_functions!(
     fo_lion_validate,
     fo_lion_state_len,
     fo_lion_init_state,
-    fo_lion_step
+    fo_lion_init_state_ex,
+    fo_lion_step,
+    fo_lion_step_ex
 );
+
+/// torchao's low-bit Adam / AdamW hyperparameters (`torchao.optim.AdamW8bit` and its siblings,
+/// version 0.18): its formula, with f32 scalars. Start from one of the `fo_torchao_*_default`
+/// functions. The state has 2 planes (`exp_avg`, `exp_avg_sq`), 3 with `amsgrad`, in any
+/// format; `fo_torchao_adam_state_format_for` gives the one torchao itself uses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoTorchaoAdam {
+    /// Learning rate.
+    pub lr: f64,
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// Added to the denominator.
+    pub eps: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// AMSGrad (nonzero: true; 3 state planes).
+    pub amsgrad: i32,
+    /// Decoupled weight decay, the `AdamW*` classes (nonzero: true).
+    pub is_adamw: i32,
+    /// The class's block format: `FO_STATE_INT8`, `FO_STATE_INT4` or `FO_STATE_FP8`.
+    pub format: i32,
+}
+
+impl CConfig for FoTorchaoAdam {
+    type Rust = TorchaoAdam;
+    fn to_rust(&self) -> Result<TorchaoAdam, c_int> {
+        Ok(TorchaoAdam {
+            lr: self.lr,
+            betas: (self.beta1, self.beta2),
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            amsgrad: flag(self.amsgrad),
+            is_adamw: flag(self.is_adamw),
+            format: state_format(self.format)?,
+        })
+    }
+    fn from_rust(r: &TorchaoAdam) -> Self {
+        FoTorchaoAdam {
+            lr: r.lr,
+            beta1: r.betas.0,
+            beta2: r.betas.1,
+            eps: r.eps,
+            weight_decay: r.weight_decay,
+            amsgrad: int(r.amsgrad),
+            is_adamw: int(r.is_adamw),
+            format: state_format_code(r.format),
+        }
+    }
+}
+c_functions!(
+    @rest FoTorchaoAdam,
+    "torchao's low-bit Adam",
+    fo_torchao_adam_validate,
+    fo_torchao_adam_state_len,
+    fo_torchao_adam_init_state,
+    fo_torchao_adam_init_state_ex,
+    fo_torchao_adam_step,
+    fo_torchao_adam_step_ex
+);
+
+/// Defines one `fo_torchao_*_default` function.
+macro_rules! torchao_default {
+    ($name:ident, $ctor:ident, $class:literal) => {
+        #[doc = concat!("`torchao.optim.", $class, "`'s defaults.")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() -> FoTorchaoAdam {
+            FoTorchaoAdam::from_rust(&TorchaoAdam::$ctor())
+        }
+    };
+}
+torchao_default!(fo_torchao_adamw8bit_default, adamw8bit, "AdamW8bit");
+torchao_default!(fo_torchao_adam8bit_default, adam8bit, "Adam8bit");
+torchao_default!(fo_torchao_adamw4bit_default, adamw4bit, "AdamW4bit");
+torchao_default!(fo_torchao_adam4bit_default, adam4bit, "Adam4bit");
+torchao_default!(fo_torchao_adamw_fp8_default, adamw_fp8, "AdamWFp8");
+torchao_default!(fo_torchao_adam_fp8_default, adam_fp8, "AdamFp8");
+
+/// The state format torchao uses for a tensor of `n` values whose parameters are stored in
+/// `param_state_format` (`FO_STATE_F32`, `FO_STATE_BF16` or `FO_STATE_F16`): `opt->format` when
+/// `n >= 4096` and `n` fills whole blocks, otherwise `param_state_format`.
+///
+/// Returns the `FO_STATE_*` code, or a negative status (`FO_ERR_POINTER`, `FO_ERR_FORMAT`).
+///
+/// # Safety
+/// `opt` is NULL or points to a valid struct.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_torchao_adam_state_format_for(
+    opt: *const FoTorchaoAdam,
+    n: usize,
+    param_state_format: i32,
+) -> i32 {
+    // SAFETY: the caller's contract.
+    let r = unsafe { read(opt) }.and_then(|o| {
+        let small = state_format(param_state_format)?;
+        Ok(state_format_code(o.state_format_for(n, small)))
+    });
+    r.unwrap_or_else(|e| e)
+}
 
 // ---------------------------------------------------------------------------------------------
 // no_std glue

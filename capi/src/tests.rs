@@ -41,12 +41,20 @@ fn exported() -> Vec<(&'static str, usize)> {
         *mut f32,
         usize,
     ) -> c_int;
+    type InitEx<C> = unsafe extern "C" fn(*const C, *const FoState) -> c_int;
+    type StepEx<C> = unsafe extern "C" fn(*const C, u64, *const FoPiece) -> c_int;
     macro_rules! four {
         ($v:ident, $c:ty, $d:ident, $val:ident, $len:ident, $init:ident) => {
             $v.push((stringify!($d), $d as Default<$c> as usize));
             $v.push((stringify!($val), $val as Validate<$c> as usize));
             $v.push((stringify!($len), $len as StateLen<$c> as usize));
             $v.push((stringify!($init), $init as Init<$c> as usize));
+        };
+    }
+    macro_rules! ex {
+        ($v:ident, $c:ty, $init_ex:ident $(, $step_ex:ident)?) => {
+            $v.push((stringify!($init_ex), $init_ex as InitEx<$c> as usize));
+            $($v.push((stringify!($step_ex), $step_ex as StepEx<$c> as usize));)?
         };
     }
     let mut v: Vec<(&'static str, usize)> = Vec::new();
@@ -152,6 +160,74 @@ fn exported() -> Vec<(&'static str, usize)> {
         fo_lion_init_state
     );
     v.push(("fo_lion_step", fo_lion_step as Step<FoLion> as usize));
+    ex!(v, FoSgd, fo_sgd_init_state_ex, fo_sgd_step_ex);
+    ex!(v, FoAdam, fo_adam_init_state_ex, fo_adam_step_ex);
+    ex!(v, FoAdagrad, fo_adagrad_init_state_ex, fo_adagrad_step_ex);
+    ex!(
+        v,
+        FoAdadelta,
+        fo_adadelta_init_state_ex,
+        fo_adadelta_step_ex
+    );
+    ex!(v, FoRmsprop, fo_rmsprop_init_state_ex, fo_rmsprop_step_ex);
+    ex!(v, FoAdamax, fo_adamax_init_state_ex, fo_adamax_step_ex);
+    ex!(v, FoNadam, fo_nadam_init_state_ex);
+    ex!(v, FoRadam, fo_radam_init_state_ex, fo_radam_step_ex);
+    ex!(v, FoLion, fo_lion_init_state_ex, fo_lion_step_ex);
+    type NadamStepEx = unsafe extern "C" fn(
+        *const FoNadam,
+        u64,
+        *const FoNadamScalars,
+        *mut FoNadamScalars,
+        *const FoPiece,
+    ) -> c_int;
+    v.push(("fo_nadam_step_ex", fo_nadam_step_ex as NadamStepEx as usize));
+    v.push((
+        "fo_state_layout",
+        fo_state_layout as unsafe extern "C" fn(i32, usize, usize, *mut FoStateLayout) -> c_int
+            as usize,
+    ));
+    // TorchaoAdam: six class defaults instead of one.
+    for (name, f) in [
+        (
+            "fo_torchao_adamw8bit_default",
+            fo_torchao_adamw8bit_default as Default<FoTorchaoAdam>,
+        ),
+        ("fo_torchao_adam8bit_default", fo_torchao_adam8bit_default),
+        ("fo_torchao_adamw4bit_default", fo_torchao_adamw4bit_default),
+        ("fo_torchao_adam4bit_default", fo_torchao_adam4bit_default),
+        ("fo_torchao_adamw_fp8_default", fo_torchao_adamw_fp8_default),
+        ("fo_torchao_adam_fp8_default", fo_torchao_adam_fp8_default),
+    ] {
+        v.push((name, f as usize));
+    }
+    v.push((
+        "fo_torchao_adam_validate",
+        fo_torchao_adam_validate as Validate<FoTorchaoAdam> as usize,
+    ));
+    v.push((
+        "fo_torchao_adam_state_len",
+        fo_torchao_adam_state_len as StateLen<FoTorchaoAdam> as usize,
+    ));
+    v.push((
+        "fo_torchao_adam_init_state",
+        fo_torchao_adam_init_state as Init<FoTorchaoAdam> as usize,
+    ));
+    v.push((
+        "fo_torchao_adam_step",
+        fo_torchao_adam_step as Step<FoTorchaoAdam> as usize,
+    ));
+    ex!(
+        v,
+        FoTorchaoAdam,
+        fo_torchao_adam_init_state_ex,
+        fo_torchao_adam_step_ex
+    );
+    v.push((
+        "fo_torchao_adam_state_format_for",
+        fo_torchao_adam_state_format_for
+            as unsafe extern "C" fn(*const FoTorchaoAdam, usize, i32) -> i32 as usize,
+    ));
     v
 }
 
@@ -200,6 +276,29 @@ fn header_declares_exactly_the_exported_functions() {
 }
 
 #[test]
+fn header_format_codes_match() {
+    for (name, value) in [
+        ("FO_PARAM_F32", FO_PARAM_F32),
+        ("FO_PARAM_BF16", FO_PARAM_BF16),
+        ("FO_PARAM_F16", FO_PARAM_F16),
+        ("FO_PARAM_BF16_SR", FO_PARAM_BF16_SR),
+        ("FO_PARAM_BF16_KAHAN", FO_PARAM_BF16_KAHAN),
+        ("FO_GRAD_F32", FO_GRAD_F32),
+        ("FO_GRAD_BF16", FO_GRAD_BF16),
+        ("FO_GRAD_F16", FO_GRAD_F16),
+        ("FO_STATE_F32", FO_STATE_F32),
+        ("FO_STATE_BF16", FO_STATE_BF16),
+        ("FO_STATE_F16", FO_STATE_F16),
+        ("FO_STATE_INT8", FO_STATE_INT8),
+        ("FO_STATE_INT4", FO_STATE_INT4),
+        ("FO_STATE_FP8", FO_STATE_FP8),
+    ] {
+        let want = std::format!("{name} = {value}");
+        assert!(HEADER.contains(&want), "header lacks `{want}`");
+    }
+}
+
+#[test]
 fn header_status_codes_match() {
     for (name, value) in [
         ("FO_OK", FO_OK),
@@ -213,6 +312,8 @@ fn header_status_codes_match() {
         ("FO_ERR_LENGTH", FO_ERR_LENGTH),
         ("FO_ERR_OVERLAP", FO_ERR_OVERLAP),
         ("FO_ERR_OTHER", FO_ERR_OTHER),
+        ("FO_ERR_MISALIGNED", FO_ERR_MISALIGNED),
+        ("FO_ERR_FORMAT", FO_ERR_FORMAT),
     ] {
         let want = std::format!("#define {name} ({value})");
         assert!(HEADER.contains(&want), "header lacks `{want}`");
@@ -280,6 +381,37 @@ fn struct_layouts_match_the_header() {
         (size_of::<FoLion>(), offset_of!(FoLion, maximize)),
         (40, 32)
     );
+    assert_eq!(
+        (
+            size_of::<FoTorchaoAdam>(),
+            offset_of!(FoTorchaoAdam, amsgrad),
+            offset_of!(FoTorchaoAdam, is_adamw),
+            offset_of!(FoTorchaoAdam, format)
+        ),
+        (56, 40, 44, 48)
+    );
+    // The pointer-sized structs, as the header's assertions and tests/c_abi_check.c state
+    // them in terms of sizeof(size_t).
+    let w = size_of::<usize>();
+    assert_eq!(size_of::<FoStateLayout>(), 4 * w);
+    assert_eq!(offset_of!(FoState, format), 6 * w);
+    assert_eq!(size_of::<FoState>(), 6 * w + if w == 8 { 8 } else { 4 });
+    assert_eq!(
+        (
+            offset_of!(FoPiece, params),
+            offset_of!(FoPiece, compensation),
+            offset_of!(FoPiece, grads),
+            offset_of!(FoPiece, n),
+            offset_of!(FoPiece, offset),
+            offset_of!(FoPiece, state),
+        ),
+        (8, 8 + w, 8 + 2 * w, 8 + 3 * w, 8 + 4 * w, 8 + 5 * w)
+    );
+    assert_eq!(
+        offset_of!(FoPiece, param_format),
+        8 + 5 * w + size_of::<FoState>()
+    );
+    assert_eq!(size_of::<FoPiece>(), 8 + 5 * w + size_of::<FoState>() + 8);
     for (s, n) in [
         ("sizeof(FoSgd) == 40", 0),
         ("sizeof(FoAdam) == 56", 0),
@@ -290,6 +422,7 @@ fn struct_layouts_match_the_header() {
         ("sizeof(FoNadam) == 56", 0),
         ("sizeof(FoRadam) == 48", 0),
         ("sizeof(FoLion) == 40", 0),
+        ("sizeof(FoTorchaoAdam) == 56", 0),
     ] {
         let _ = n;
         assert!(
@@ -396,7 +529,7 @@ fn same_as_rust<C: CConfig>(
     ) -> c_int,
     init: unsafe extern "C" fn(*const C, *mut f32, usize) -> c_int,
 ) {
-    let opt = c.to_rust();
+    let opt = c.to_rust().unwrap();
     for n in [0usize, 1, 7, 19, 64] {
         let len = opt.state_len(n);
         let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
@@ -490,7 +623,7 @@ fn every_step_function_gives_the_rust_bits() {
 #[test]
 fn nadam_carries_its_scalars() {
     let c = fo_nadam_default();
-    let opt = c.to_rust();
+    let opt = c.to_rust().unwrap();
     let n = 11;
     let mut pc = std::vec![0.5f32; n];
     let mut pr = pc.clone();
@@ -689,9 +822,14 @@ fn errors_have_their_codes_and_write_nothing() {
         FO_ERR_LENGTH,
         FO_ERR_OVERLAP,
         FO_ERR_OTHER,
+        FO_ERR_MISALIGNED,
+        FO_ERR_FORMAT,
         42,
     ] {
         let m = unsafe { core::ffi::CStr::from_ptr(fo_status_message(code)) };
         assert!(!m.to_bytes().is_empty());
     }
 }
+
+#[path = "tests_formats.rs"]
+mod formats;

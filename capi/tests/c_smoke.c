@@ -1,10 +1,16 @@
 /* Smoke test of the C interface: SGD and Adam steps on values derived by hand (the Rust tests
  * `sgd_by_hand` and `adam_by_hand` in src/tests.rs check the same inputs and bits), torch's
- * defaults, and the error codes. Exits 0 when every check passes. */
+ * defaults, and the error codes; then the storage formats (the _ex functions): the same Adam by
+ * hand in bf16, and five cases whose inputs and expected bits the Rust API computed
+ * (c_smoke_expected.h, kept current by the capi test `c_smoke_expected_values_are_current`):
+ * torchao AdamW8bit, AdamW with stochastic rounding on the second half of a tensor, Kahan bf16,
+ * f16 with float8 state, Adagrad's initial value in 4-bit state. Exits 0 when every check
+ * passes. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "fused_optim.h"
+#include "c_smoke_expected.h"
 
 static int failures = 0;
 static int checks = 0;
@@ -149,11 +155,242 @@ static void others_run(void) {
     if (!(after.mu_product > 0.0f && after.mu_product < 1.0f)) { printf("FAIL nadam mu_product\n"); failures++; }
 }
 
+/* Element by element (each element one check), as bytes: floats as their bits. */
+static void expect_bits(const char *what, const void *got, const void *want, size_t n, size_t size) {
+    const unsigned char *g = (const unsigned char *)got, *w = (const unsigned char *)want;
+    int reported = 0;
+    for (size_t i = 0; i < n; i++) {
+        checks++;
+        if (memcmp(g + i * size, w + i * size, size) != 0) {
+            failures++;
+            if (reported++ < 3) printf("FAIL %s: element %zu differs\n", what, i);
+        }
+    }
+}
+
+/* The bf16 bits of a float that bf16 holds exactly (its top 16 bits). */
+static uint16_t bf(float x) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return (uint16_t)(b >> 16);
+}
+
+/* adam_by_hand again with bf16 parameters, gradients and state: every value there is a short
+   binary fraction that bf16 holds exactly, so the bits are the same values in bf16. */
+static void adam_by_hand_bf16(void) {
+    FoAdam opt = fo_adam_default();
+    opt.lr = 0.75;
+    opt.beta1 = 0.5;
+    opt.beta2 = 0.0;
+    opt.eps = 1.0;
+    const float p0[4] = {1.0f, -2.0f, 0.5f, 3.0f}, g1[4] = {1.0f, -3.0f, 0.0f, 7.0f},
+                g2[4] = {-1.0f, 1.0f, 3.0f, 7.0f};
+    const float p2[4] = {0.75f, -1.3125f, 0.125f, 1.6875f};
+    const float s2[8] = {-0.25f, -0.25f, 1.5f, 5.25f, 1.0f, 1.0f, 9.0f, 49.0f};
+    uint16_t p[4], g[4], s[8] = {0}, want_p[4], want_s[8];
+    for (int i = 0; i < 4; i++) { p[i] = bf(p0[i]); g[i] = bf(g1[i]); want_p[i] = bf(p2[i]); }
+    for (int i = 0; i < 8; i++) want_s[i] = bf(s2[i]);
+    FoStateLayout l;
+    expect_status("bf16 layout", fo_state_layout(FO_STATE_BF16, fo_adam_state_len(&opt, 1), 4, &l), FO_OK);
+    checks++;
+    if (l.values != 8 || l.codes != 0 || l.scales != 0 || l.block != 1) { printf("FAIL bf16 layout\n"); failures++; }
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.params = p;
+    piece.grads = g;
+    piece.n = 4;
+    piece.param_format = FO_PARAM_BF16;
+    piece.grad_format = FO_GRAD_BF16;
+    piece.state.values = s;
+    piece.state.values_len = l.values;
+    piece.state.format = FO_STATE_BF16;
+    expect_status("adam bf16 step 1", fo_adam_step_ex(&opt, 1, &piece), FO_OK);
+    for (int i = 0; i < 4; i++) g[i] = bf(g2[i]);
+    expect_status("adam bf16 step 2", fo_adam_step_ex(&opt, 2, &piece), FO_OK);
+    expect_bits("adam bf16 p after step 2", p, want_p, 4, 2);
+    expect_bits("adam bf16 state after step 2", s, want_s, 8, 2);
+}
+
+static void torchao_adamw8bit(void) {
+    enum { N = TORCHAO_ADAMW8BIT_N };
+    static float p[N];
+    static uint16_t g[N];
+    static uint8_t codes[2 * N];
+    static float scales[4];
+    FoTorchaoAdam opt = fo_torchao_adamw8bit_default();
+    opt.lr = 1e-2;
+    memcpy(p, torchao_adamw8bit_in_p32, sizeof p);
+    memcpy(g, torchao_adamw8bit_in_g16, sizeof g);
+    FoStateLayout l;
+    expect_status("int8 layout", fo_state_layout(FO_STATE_INT8, fo_torchao_adam_state_len(&opt, 1), N, &l), FO_OK);
+    checks++;
+    if (l.values != 0 || l.codes != 2 * N || l.scales != 4 || l.block != 256) { printf("FAIL int8 layout\n"); failures++; }
+    checks++;
+    if (fo_torchao_adam_state_format_for(&opt, N, FO_STATE_F32) != FO_STATE_F32 ||
+        fo_torchao_adam_state_format_for(&opt, 4096, FO_STATE_F32) != FO_STATE_INT8) {
+        printf("FAIL torchao state format choice\n");
+        failures++;
+    }
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.params = p;
+    piece.grads = g;
+    piece.n = N;
+    piece.param_format = FO_PARAM_F32;
+    piece.grad_format = FO_GRAD_BF16;
+    piece.state.codes = codes;
+    piece.state.codes_len = l.codes;
+    piece.state.scales = scales;
+    piece.state.scales_len = l.scales;
+    piece.state.format = FO_STATE_INT8;
+    for (uint64_t t = 1; t <= 2; t++) expect_status("torchao adamw8bit step", fo_torchao_adam_step_ex(&opt, t, &piece), FO_OK);
+    expect_bits("torchao adamw8bit params", p, torchao_adamw8bit_out_p32, N, 4);
+    expect_bits("torchao adamw8bit codes", codes, torchao_adamw8bit_out_codes, 2 * N, 1);
+    expect_bits("torchao adamw8bit scales", scales, torchao_adamw8bit_out_scales, 4, 4);
+}
+
+static void adamw_sr_int8_offset256(void) {
+    enum { N = ADAMW_SR_INT8_OFFSET256_N };
+    static uint16_t p[N], before_p[N];
+    static float g[N];
+    static uint8_t codes[2 * N], before_codes[2 * N];
+    static float scales[2];
+    FoAdam opt = fo_adamw_default();
+    opt.lr = 1e-2;
+    memcpy(p, adamw_sr_int8_offset256_in_p16, sizeof p);
+    memcpy(g, adamw_sr_int8_offset256_in_g32, sizeof g);
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.seed = ADAMW_SR_INT8_OFFSET256_SEED;
+    piece.params = p;
+    piece.grads = g;
+    piece.n = N;
+    piece.offset = ADAMW_SR_INT8_OFFSET256_OFFSET;
+    piece.param_format = FO_PARAM_BF16_SR;
+    piece.grad_format = FO_GRAD_F32;
+    piece.state.codes = codes;
+    piece.state.codes_len = 2 * N;
+    piece.state.scales = scales;
+    piece.state.scales_len = 2;
+    piece.state.format = FO_STATE_INT8;
+    /* Errors first: nothing may be written. */
+    memcpy(before_p, p, sizeof p);
+    memcpy(before_codes, codes, sizeof codes);
+    FoPiece bad = piece;
+    bad.offset = 128;
+    expect_status("offset inside a block", fo_adam_step_ex(&opt, 1, &bad), FO_ERR_MISALIGNED);
+    bad = piece;
+    bad.param_format = 9;
+    expect_status("unknown param format", fo_adam_step_ex(&opt, 1, &bad), FO_ERR_FORMAT);
+    bad = piece;
+    bad.state.scales_len = 3;
+    expect_status("scales length", fo_adam_step_ex(&opt, 1, &bad), FO_ERR_LENGTH);
+    bad = piece;
+    bad.state.codes = (uint8_t *)p;
+    bad.state.codes_len = 2 * N;
+    expect_status("codes overlap params", fo_adam_step_ex(&opt, 1, &bad), FO_ERR_OVERLAP);
+    bad = piece;
+    bad.params = NULL;
+    expect_status("NULL params", fo_adam_step_ex(&opt, 1, &bad), FO_ERR_POINTER);
+    expect_bits("params untouched after format errors", p, before_p, N, 2);
+    expect_bits("codes untouched after format errors", codes, before_codes, 2 * N, 1);
+    for (uint64_t t = 1; t <= 2; t++) expect_status("adamw sr step", fo_adam_step_ex(&opt, t, &piece), FO_OK);
+    expect_bits("adamw sr params", p, adamw_sr_int8_offset256_out_p16, N, 2);
+    expect_bits("adamw sr codes", codes, adamw_sr_int8_offset256_out_codes, 2 * N, 1);
+    expect_bits("adamw sr scales", scales, adamw_sr_int8_offset256_out_scales, 2, 4);
+}
+
+static void adam_kahan_bf16(void) {
+    enum { N = ADAM_KAHAN_BF16_N };
+    uint16_t p[N], g[N], comp[N] = {0}, s[2 * N] = {0};
+    FoAdam opt = fo_adam_default();
+    memcpy(p, adam_kahan_bf16_in_p16, sizeof p);
+    memcpy(g, adam_kahan_bf16_in_g16, sizeof g);
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.params = p;
+    piece.compensation = comp;
+    piece.grads = g;
+    piece.n = N;
+    piece.param_format = FO_PARAM_BF16_KAHAN;
+    piece.grad_format = FO_GRAD_F16;
+    piece.state.values = s;
+    piece.state.values_len = 2 * N;
+    piece.state.format = FO_STATE_BF16;
+    for (uint64_t t = 1; t <= 3; t++) expect_status("adam kahan step", fo_adam_step_ex(&opt, t, &piece), FO_OK);
+    expect_bits("adam kahan params", p, adam_kahan_bf16_out_p16, N, 2);
+    expect_bits("adam kahan compensation", comp, adam_kahan_bf16_out_comp, N, 2);
+    expect_bits("adam kahan state", s, adam_kahan_bf16_out_v16, 2 * N, 2);
+}
+
+static void lion_f16_fp8(void) {
+    enum { N = LION_F16_FP8_N };
+    uint16_t p[N];
+    float g[N];
+    uint8_t codes[N] = {0};
+    float scales[2] = {0};
+    FoLion opt = fo_lion_default();
+    opt.lr = 1e-2;
+    memcpy(p, lion_f16_fp8_in_p16, sizeof p);
+    memcpy(g, lion_f16_fp8_in_g32, sizeof g);
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.params = p;
+    piece.grads = g;
+    piece.n = N;
+    piece.param_format = FO_PARAM_F16;
+    piece.grad_format = FO_GRAD_F32;
+    piece.state.codes = codes;
+    piece.state.codes_len = N;
+    piece.state.scales = scales;
+    piece.state.scales_len = 2;
+    piece.state.format = FO_STATE_FP8;
+    for (uint64_t t = 1; t <= 2; t++) expect_status("lion fp8 step", fo_lion_step_ex(&opt, t, &piece), FO_OK);
+    expect_bits("lion f16 params", p, lion_f16_fp8_out_p16, N, 2);
+    expect_bits("lion fp8 codes", codes, lion_f16_fp8_out_codes, N, 1);
+    expect_bits("lion fp8 scales", scales, lion_f16_fp8_out_scales, 2, 4);
+}
+
+static void adagrad_int4_init(void) {
+    enum { N = ADAGRAD_INT4_INIT_N };
+    float p[N];
+    uint16_t g[N];
+    uint8_t codes[N / 2] = {0};
+    float scales[2] = {0};
+    FoAdagrad opt = fo_adagrad_default();
+    opt.initial_accumulator_value = 0.5;
+    memcpy(p, adagrad_int4_init_in_p32, sizeof p);
+    memcpy(g, adagrad_int4_init_in_g16, sizeof g);
+    FoPiece piece;
+    memset(&piece, 0, sizeof piece);
+    piece.params = p;
+    piece.grads = g;
+    piece.n = N;
+    piece.param_format = FO_PARAM_F32;
+    piece.grad_format = FO_GRAD_BF16;
+    piece.state.codes = codes;
+    piece.state.codes_len = N / 2;
+    piece.state.scales = scales;
+    piece.state.scales_len = 2;
+    piece.state.format = FO_STATE_INT4;
+    expect_status("adagrad init_state_ex", fo_adagrad_init_state_ex(&opt, &piece.state), FO_OK);
+    expect_status("adagrad int4 step", fo_adagrad_step_ex(&opt, 1, &piece), FO_OK);
+    expect_bits("adagrad params", p, adagrad_int4_init_out_p32, N, 4);
+    expect_bits("adagrad int4 codes", codes, adagrad_int4_init_out_codes, N / 2, 1);
+    expect_bits("adagrad int4 scales", scales, adagrad_int4_init_out_scales, 2, 4);
+}
+
 int main(void) {
     sgd_by_hand();
     adam_by_hand();
     defaults_and_errors();
     others_run();
+    adam_by_hand_bf16();
+    torchao_adamw8bit();
+    adamw_sr_int8_offset256();
+    adam_kahan_bf16();
+    lion_f16_fp8();
+    adagrad_int4_init();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

@@ -8,6 +8,13 @@
 //! payloads are not part of the crate's contract) and compared with [`expected::EXPECTED`],
 //! recorded on x86_64.
 //!
+//! Storage formats run the same way: cases with bf16/f16 parameters and gradients (stochastic
+//! rounding and Kahan compensation included) and bf16/f16 or block-quantized state (torchao's
+//! 8-bit and 4-bit codes, float8) go through [`StepPlan::apply_piece`] and
+//! [`StepPlan::apply_to`]; their outputs are the 16-bit values (two per word), the codes (four
+//! per word) and the block scales. Every case also runs as two pieces of one tensor (the second
+//! at a block-aligned offset), which must give the whole tensor's bits.
+//!
 //! Adding an optimizer to the proof is one line in [`cases`] (and, for the footprint table,
 //! a three-line file in `src/bin/`).
 #![no_std]
@@ -21,19 +28,87 @@ pub mod expected;
 pub mod rt;
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd,
-    StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
-/// The largest tensor a case uses: two 8-lane chunks and a 3-element tail on the portable
-/// backend, one 16-lane chunk and a tail on AVX-512F.
+/// The tensor length of the `f32` cases: two 8-lane chunks and a 3-element tail on the
+/// portable backend, one 16-lane chunk and a tail on AVX-512F.
 pub const N: usize = 19;
+/// The largest tensor a storage-format case uses: two blocks of 256 (two tiles of the staged
+/// driver).
+pub const N_MAX: usize = 512;
 /// Consecutive steps per case.
 pub const STEPS: usize = 3;
 /// The most state values per parameter any optimizer keeps (room to spare).
 pub const MAX_PLANES: usize = 4;
-/// Room for one case's output: every step's parameters and state.
-pub const MAX_OUT: usize = STEPS * N * (1 + MAX_PLANES);
+/// Room for one case's output: every step's parameters, compensation and state.
+pub const MAX_OUT: usize = STEPS * N_MAX * (2 + MAX_PLANES) + 64;
+/// Room for block scales: every plane of two pieces, each with a partial block.
+const MAX_SCALES: usize = MAX_PLANES * (N_MAX / 128 + 2);
+
+/// How a case's parameters are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamStore {
+    /// `f32`.
+    F32,
+    /// bf16, round to nearest even.
+    Bf16,
+    /// f16, round to nearest even.
+    F16,
+    /// bf16 with stochastic rounding keyed by this seed.
+    Bf16Stochastic(u64),
+    /// bf16 with a Kahan compensation buffer.
+    Bf16Kahan,
+}
+
+/// How a case's gradients are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradStore {
+    /// `f32`.
+    F32,
+    /// bf16.
+    Bf16,
+    /// f16.
+    F16,
+}
+
+/// The storage of one case: formats and tensor length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Storage {
+    /// Parameters.
+    pub params: ParamStore,
+    /// Gradients.
+    pub grads: GradStore,
+    /// State.
+    pub state: StateFormat,
+    /// Tensor length (at most [`N_MAX`]).
+    pub n: usize,
+}
+
+impl Storage {
+    /// The `f32` cases: `f32` everything, [`N`] values.
+    pub const F32: Storage = Storage {
+        params: ParamStore::F32,
+        grads: GradStore::F32,
+        state: StateFormat::F32,
+        n: N,
+    };
+
+    /// Whether this is the plain `f32` API's case.
+    pub fn is_f32(&self) -> bool {
+        self.params == ParamStore::F32
+            && self.grads == GradStore::F32
+            && self.state == StateFormat::F32
+    }
+
+    /// Where the two-piece path splits an `n`-value tensor: half way, rounded down to a whole
+    /// block (0 when the tensor is a single block: no split).
+    pub fn split(&self, n: usize) -> usize {
+        let block = self.state.block();
+        (n / 2) / block * block
+    }
+}
 
 /// Every case: a name, the first step number and the hyperparameters. Adding an optimizer (or
 /// an option worth covering) is one line here; `FUSED_OPTIM_BLESS=1 cargo test --lib` then
@@ -176,12 +251,165 @@ pub fn cases<V: Visit>(v: &mut V) {
             ..Lion::default()
         },
     );
+    // Storage formats. 8-bit AdamW (torchao's formula) over two blocks of 256.
+    let int8 = |params, grads| Storage {
+        params,
+        grads,
+        state: StateFormat::Int8,
+        n: 512,
+    };
+    let adamw8bit = TorchaoAdam {
+        lr: 0.01,
+        ..TorchaoAdam::adamw8bit()
+    };
+    v.case_in(
+        "torchao adamw8bit int8",
+        1,
+        adamw8bit,
+        &int8(ParamStore::F32, GradStore::F32),
+    );
+    v.case_in(
+        "torchao adamw8bit int8, bf16 sr params, bf16 grads",
+        1,
+        adamw8bit,
+        &int8(
+            ParamStore::Bf16Stochastic(0x0123_4567_89ab_cdef),
+            GradStore::Bf16,
+        ),
+    );
+    // torch's Adam/AdamW formula with 8-bit state.
+    v.case_in(
+        "adamw int8",
+        1,
+        Adam {
+            lr: 0.01,
+            ..Adam::adamw()
+        },
+        &int8(ParamStore::F32, GradStore::F32),
+    );
+    v.case_in(
+        "adam amsgrad l2 int8 t 10, bf16 kahan params",
+        10,
+        Adam {
+            lr: 0.01,
+            amsgrad: true,
+            weight_decay: 0.1,
+            ..Adam::default()
+        },
+        &int8(ParamStore::Bf16Kahan, GradStore::F32),
+    );
+    // The other block formats, for the code paths they add.
+    v.case_in(
+        "torchao adam4bit amsgrad int4, bf16 params",
+        1,
+        TorchaoAdam {
+            lr: 0.01,
+            amsgrad: true,
+            ..TorchaoAdam::adam4bit()
+        },
+        &Storage {
+            params: ParamStore::Bf16,
+            grads: GradStore::F32,
+            state: StateFormat::Int4,
+            n: 512,
+        },
+    );
+    v.case_in(
+        "torchao adamw fp8, f16 grads",
+        1,
+        TorchaoAdam {
+            lr: 0.01,
+            ..TorchaoAdam::adamw_fp8()
+        },
+        &Storage {
+            params: ParamStore::F32,
+            grads: GradStore::F16,
+            state: StateFormat::Fp8,
+            n: 300,
+        },
+    );
+    // bf16 parameters with stochastic rounding and with Kahan compensation, on the special
+    // inputs (±0, subnormals, ±Inf, NaN, near f32::MAX).
+    let small = |params, grads, state| Storage {
+        params,
+        grads,
+        state,
+        n: N,
+    };
+    v.case_in(
+        "adamw bf16 sr params",
+        1,
+        Adam {
+            lr: 0.01,
+            ..Adam::adamw()
+        },
+        &small(
+            ParamStore::Bf16Stochastic(42),
+            GradStore::F32,
+            StateFormat::F32,
+        ),
+    );
+    v.case_in(
+        "adamw bf16 sr params, bf16 grads, bf16 state, t 1000",
+        1000,
+        Adam {
+            lr: 0.05,
+            ..Adam::adamw()
+        },
+        &small(
+            ParamStore::Bf16Stochastic(u64::MAX),
+            GradStore::Bf16,
+            StateFormat::Bf16,
+        ),
+    );
+    v.case_in(
+        "adamw bf16 kahan params, bf16 state",
+        1,
+        Adam {
+            lr: 0.01,
+            ..Adam::adamw()
+        },
+        &small(ParamStore::Bf16Kahan, GradStore::F32, StateFormat::Bf16),
+    );
+    v.case_in(
+        "sgd momentum bf16 kahan params, f16 grads",
+        1,
+        Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            ..Sgd::default()
+        },
+        &small(ParamStore::Bf16Kahan, GradStore::F16, StateFormat::F32),
+    );
+    v.case_in(
+        "rmsprop centered f16 params, f16 state",
+        1,
+        RMSprop {
+            lr: 0.01,
+            centered: true,
+            momentum: 0.5,
+            ..RMSprop::default()
+        },
+        &small(ParamStore::F16, GradStore::F32, StateFormat::F16),
+    );
 }
 
 /// What [`cases`] calls once per case.
 pub trait Visit {
-    /// One case: run `STEPS` steps of `opt` starting at step `first_step`.
-    fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O);
+    /// One case: run `STEPS` steps of `opt` starting at step `first_step`, on buffers stored
+    /// as `storage` says.
+    fn case_in<O: Optimizer>(
+        &mut self,
+        name: &'static str,
+        first_step: u64,
+        opt: O,
+        storage: &Storage,
+    );
+
+    /// One `f32` case ([`Storage::F32`]).
+    fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O) {
+        self.case_in(name, first_step, opt, &Storage::F32);
+    }
 }
 
 /// How a case reaches the kernels.
@@ -189,8 +417,22 @@ pub trait Visit {
 pub enum Path {
     /// `StepPlan::apply_on(backend, …)`.
     On(Backend),
-    /// `StepPlan::apply(…)`: the backend `Backend::best` picks.
+    /// `StepPlan::apply(…)` (or `apply_to`): the backend `Backend::best` picks.
     Best,
+    /// `StepPlan::apply_piece(Backend::best(), offset, …)` on two pieces of the tensor, the
+    /// second at [`Storage::split`] (each with its own state buffers).
+    Pieces,
+}
+
+impl Path {
+    /// Every path a case runs on: the scalar reference, the portable backend, the best one,
+    /// and two pieces.
+    pub const ALL: [Path; 4] = [
+        Path::On(Backend::Scalar),
+        Path::On(Backend::Portable),
+        Path::Best,
+        Path::Pieces,
+    ];
 }
 
 impl Path {
@@ -199,6 +441,7 @@ impl Path {
         match self {
             Path::On(b) => b.name(),
             Path::Best => "best",
+            Path::Pieces => "two pieces",
         }
     }
 }
@@ -280,15 +523,289 @@ pub fn grad(i: usize, k: usize) -> f32 {
     }
 }
 
+/// The gradient of parameter `i` of an `n`-value tensor stored as `storage`, at the `k`-th
+/// step. Block-quantized state keeps the special values to the last block at the last step
+/// (a NaN or an infinity in a block makes its whole scale NaN or infinite from then on);
+/// elsewhere the ordinary values, scaled by a factor that varies along the tensor.
+#[inline]
+pub fn grad_in(storage: &Storage, n: usize, i: usize, k: usize) -> f32 {
+    let block = storage.state.block();
+    let last_block = i.wrapping_add(block) >= n;
+    if block == 1 || (last_block && k.wrapping_add(1) == STEPS) {
+        grad(i, k)
+    } else {
+        let j = i.wrapping_mul(5).wrapping_add(k.wrapping_mul(3));
+        let g = ORDINARY.get(j % ORDINARY.len()).copied().unwrap_or(0.0);
+        g * (1.0 + (i % 11) as f32 * 0.0625)
+    }
+}
+
+/// The initial value of parameter `i` of a tensor stored as `storage`: [`param0`], with the
+/// non-finite values replaced when the state is block-quantized (torch's L2 decay would carry
+/// them into the gradient, and so into a whole block's scale).
+#[inline]
+pub fn param_in(storage: &Storage, i: usize) -> f32 {
+    let p = param0(i);
+    if storage.state.block() == 1 || p.is_finite() {
+        p
+    } else {
+        0.25 + (i % 5) as f32
+    }
+}
+
 /// The bits recorded for `x`: its own, or the canonical quiet NaN.
 #[inline]
 pub fn bits(x: f32) -> u32 {
     if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() }
 }
 
-/// Runs one case on `n` parameters (`n` is a run-time value, at most [`N`]): a fresh state
-/// (`init_state`), then `STEPS` steps from `first_step`, writing the bits of the parameters and
-/// the state after every step into `out`. Returns how many values it wrote.
+/// A bf16 value's bits, NaN canonical.
+#[inline]
+fn bits_bf16(x: bf16) -> u16 {
+    if x.is_nan() { 0x7fc0 } else { x.to_bits() }
+}
+
+/// An f16 value's bits, NaN canonical.
+#[inline]
+fn bits_f16(x: f16) -> u16 {
+    if x.is_nan() { 0x7e00 } else { x.to_bits() }
+}
+
+/// A float8 e4m3fn code, NaN canonical (both signs of NaN are one class).
+#[inline]
+fn bits_fp8(c: u8) -> u8 {
+    if c & 0x7f == 0x7f { 0x7f } else { c }
+}
+
+/// Writes output words: 32-bit values as they are, 16-bit values two per word and bytes four
+/// per word (little end first), a partial word flushed at the end of each section.
+struct Out<'a> {
+    words: core::slice::IterMut<'a, u32>,
+    acc: u32,
+    bits: u32,
+    written: usize,
+}
+
+impl Out<'_> {
+    fn word(&mut self, w: u32) -> Result<(), Fail> {
+        *self.words.next().ok_or(Fail::Capacity)? = w;
+        self.written = self.written.wrapping_add(1);
+        Ok(())
+    }
+    fn part(&mut self, x: u32, width: u32) -> Result<(), Fail> {
+        self.acc |= x << self.bits;
+        self.bits += width;
+        if self.bits == 32 {
+            let w = self.acc;
+            (self.acc, self.bits) = (0, 0);
+            self.word(w)?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Fail> {
+        if self.bits > 0 {
+            let w = self.acc;
+            (self.acc, self.bits) = (0, 0);
+            self.word(w)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every buffer a case may use, at the largest size.
+struct Bufs {
+    p32: [f32; N_MAX],
+    pbf: [bf16; N_MAX],
+    pf16: [f16; N_MAX],
+    comp: [bf16; N_MAX],
+    g32: [f32; N_MAX],
+    gbf: [bf16; N_MAX],
+    gf16: [f16; N_MAX],
+    v32: [f32; N_MAX * MAX_PLANES],
+    vbf: [bf16; N_MAX * MAX_PLANES],
+    vf16: [f16; N_MAX * MAX_PLANES],
+    codes: [u8; N_MAX * MAX_PLANES],
+    scales: [f32; MAX_SCALES],
+}
+
+/// Where one piece's buffers start: its first element and its state's first value, code and
+/// scale (pieces keep their state one after another).
+#[derive(Clone, Copy, Debug, Default)]
+struct PieceAt {
+    start: usize,
+    len: usize,
+    values: usize,
+    codes: usize,
+    scales: usize,
+}
+
+/// The pieces of an `n`-value tensor: one, or two split at [`Storage::split`].
+fn pieces(storage: &Storage, planes: usize, n: usize, two: bool) -> ([PieceAt; 2], usize) {
+    let split = storage.split(n);
+    let lens = if two && split > 0 {
+        [split, n - split]
+    } else {
+        [n, 0]
+    };
+    let mut at = [PieceAt::default(); 2];
+    let mut next = PieceAt::default();
+    for (a, len) in at.iter_mut().zip(lens) {
+        let l = storage.state.layout(planes, len);
+        *a = PieceAt { len, ..next };
+        next = PieceAt {
+            start: next.start.wrapping_add(len),
+            len: 0,
+            values: next.values.wrapping_add(l.values),
+            codes: next.codes.wrapping_add(l.codes),
+            scales: next.scales.wrapping_add(l.scales),
+        };
+    }
+    (at, if lens[1] > 0 { 2 } else { 1 })
+}
+
+/// A sub-slice, or [`Fail::Capacity`].
+fn sub<T>(s: &mut [T], start: usize, len: usize) -> Result<&mut [T], Fail> {
+    s.get_mut(start..start.wrapping_add(len))
+        .ok_or(Fail::Capacity)
+}
+
+/// Applies `plan` to one piece of the buffers.
+fn apply_piece<P: StepPlan>(
+    plan: &P,
+    backend: Option<Backend>,
+    storage: &Storage,
+    planes: usize,
+    b: &mut Bufs,
+    at: PieceAt,
+) -> Result<(), Fail> {
+    let (s, len) = (at.start, at.len);
+    let l = storage.state.layout(planes, len);
+    let params = match storage.params {
+        ParamStore::F32 => Params::F32(sub(&mut b.p32, s, len)?),
+        ParamStore::Bf16 => Params::Bf16(sub(&mut b.pbf, s, len)?),
+        ParamStore::F16 => Params::F16(sub(&mut b.pf16, s, len)?),
+        ParamStore::Bf16Stochastic(seed) => Params::Bf16Stochastic {
+            params: sub(&mut b.pbf, s, len)?,
+            seed,
+        },
+        ParamStore::Bf16Kahan => Params::Bf16Kahan {
+            params: sub(&mut b.pbf, s, len)?,
+            compensation: sub(&mut b.comp, s, len)?,
+        },
+    };
+    let grads = match storage.grads {
+        GradStore::F32 => Grads::F32(sub(&mut b.g32, s, len)?),
+        GradStore::Bf16 => Grads::Bf16(sub(&mut b.gbf, s, len)?),
+        GradStore::F16 => Grads::F16(sub(&mut b.gf16, s, len)?),
+    };
+    let (codes, scales) = (
+        sub(&mut b.codes, at.codes, l.codes)?,
+        sub(&mut b.scales, at.scales, l.scales)?,
+    );
+    let state = match storage.state {
+        StateFormat::F32 => State::F32(sub(&mut b.v32, at.values, l.values)?),
+        StateFormat::Bf16 => State::Bf16(sub(&mut b.vbf, at.values, l.values)?),
+        StateFormat::F16 => State::F16(sub(&mut b.vf16, at.values, l.values)?),
+        StateFormat::Int8 => State::Int8 { codes, scales },
+        StateFormat::Int4 => State::Int4 { codes, scales },
+        _ => State::Fp8 { codes, scales },
+    };
+    match backend {
+        Some(backend) => plan.apply_piece(backend, s, params, grads, state)?,
+        None => plan.apply_to(params, grads, state)?,
+    }
+    Ok(())
+}
+
+/// Writes the parameters, the compensation and the state (plane by plane in whole-tensor
+/// order, then the scales) of the pieces `at`.
+fn record(
+    storage: &Storage,
+    planes: usize,
+    n: usize,
+    b: &Bufs,
+    at: &[PieceAt],
+    w: &mut Out<'_>,
+) -> Result<(), Fail> {
+    let pr = 0..n;
+    match storage.params {
+        ParamStore::F32 => {
+            for x in b.p32.get(pr).ok_or(Fail::Capacity)? {
+                w.word(bits(*x))?;
+            }
+        }
+        ParamStore::F16 => {
+            for x in b.pf16.get(pr).ok_or(Fail::Capacity)? {
+                w.part(u32::from(bits_f16(*x)), 16)?;
+            }
+        }
+        ParamStore::Bf16 | ParamStore::Bf16Stochastic(_) => {
+            for x in b.pbf.get(pr).ok_or(Fail::Capacity)? {
+                w.part(u32::from(bits_bf16(*x)), 16)?;
+            }
+        }
+        ParamStore::Bf16Kahan => {
+            for x in b.pbf.get(pr.clone()).ok_or(Fail::Capacity)? {
+                w.part(u32::from(bits_bf16(*x)), 16)?;
+            }
+            w.flush()?;
+            for x in b.comp.get(pr).ok_or(Fail::Capacity)? {
+                w.part(u32::from(bits_bf16(*x)), 16)?;
+            }
+        }
+    }
+    w.flush()?;
+    for j in 0..planes {
+        for a in at {
+            let one = storage.state.layout(1, a.len);
+            let v = a.values.wrapping_add(j.wrapping_mul(one.values));
+            let vr = v..v.wrapping_add(one.values);
+            let c = a.codes.wrapping_add(j.wrapping_mul(one.codes));
+            let cr = c..c.wrapping_add(one.codes);
+            match storage.state {
+                StateFormat::F32 => {
+                    for x in b.v32.get(vr).ok_or(Fail::Capacity)? {
+                        w.word(bits(*x))?;
+                    }
+                }
+                StateFormat::Bf16 => {
+                    for x in b.vbf.get(vr).ok_or(Fail::Capacity)? {
+                        w.part(u32::from(bits_bf16(*x)), 16)?;
+                    }
+                }
+                StateFormat::F16 => {
+                    for x in b.vf16.get(vr).ok_or(Fail::Capacity)? {
+                        w.part(u32::from(bits_f16(*x)), 16)?;
+                    }
+                }
+                StateFormat::Fp8 => {
+                    for x in b.codes.get(cr).ok_or(Fail::Capacity)? {
+                        w.part(u32::from(bits_fp8(*x)), 8)?;
+                    }
+                }
+                _ => {
+                    for x in b.codes.get(cr).ok_or(Fail::Capacity)? {
+                        w.part(u32::from(*x), 8)?;
+                    }
+                }
+            }
+        }
+        w.flush()?;
+        for a in at {
+            let one = storage.state.layout(1, a.len).scales;
+            let s = a.scales.wrapping_add(j.wrapping_mul(one));
+            for x in b.scales.get(s..s.wrapping_add(one)).ok_or(Fail::Capacity)? {
+                w.word(bits(*x))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one case on `n` parameters (`n` is a run-time value, at most the storage's length):
+/// a fresh state (`init_state` / `init_state_in`), then `STEPS` steps from `first_step`,
+/// writing the bits of the parameters and the state after every step into `out`. Returns how
+/// many words it wrote.
 ///
 /// # Errors
 /// The crate's error, or [`Fail::Capacity`] when `n` or the state does not fit.
@@ -296,40 +813,113 @@ pub fn run_case<O: Optimizer>(
     opt: &O,
     first_step: u64,
     path: Path,
+    storage: &Storage,
     n: usize,
     out: &mut [u32],
 ) -> Result<usize, Fail> {
-    let mut params = [0.0f32; N];
-    let mut grads = [0.0f32; N];
-    let mut state = [0.0f32; N * MAX_PLANES];
-    let p = params.get_mut(..n).ok_or(Fail::Capacity)?;
-    let g = grads.get_mut(..n).ok_or(Fail::Capacity)?;
-    let s = state.get_mut(..opt.state_len(n)).ok_or(Fail::Capacity)?;
-    for (i, x) in (0..N).zip(p.iter_mut()) {
-        *x = param0(i);
+    if n > storage.n || n > N_MAX {
+        return Err(Fail::Capacity);
     }
-    opt.init_state(s);
+    let planes = opt.state_len(1);
+    if planes > MAX_PLANES {
+        return Err(Fail::Capacity);
+    }
+    let mut b = Bufs {
+        p32: [0.0; N_MAX],
+        pbf: [bf16::ZERO; N_MAX],
+        pf16: [f16::ZERO; N_MAX],
+        comp: [bf16::ZERO; N_MAX],
+        g32: [0.0; N_MAX],
+        gbf: [bf16::ZERO; N_MAX],
+        gf16: [f16::ZERO; N_MAX],
+        v32: [0.0; N_MAX * MAX_PLANES],
+        vbf: [bf16::ZERO; N_MAX * MAX_PLANES],
+        vf16: [f16::ZERO; N_MAX * MAX_PLANES],
+        codes: [0; N_MAX * MAX_PLANES],
+        scales: [0.0; MAX_SCALES],
+    };
+    for (i, ((p, pb), ph)) in b
+        .p32
+        .iter_mut()
+        .zip(b.pbf.iter_mut())
+        .zip(b.pf16.iter_mut())
+        .enumerate()
+        .take(n)
+    {
+        let x = param_in(storage, i);
+        (*p, *pb, *ph) = (x, bf16::from_f32(x), f16::from_f32(x));
+    }
+    let (at, count) = pieces(storage, planes, n, path == Path::Pieces);
+    let at = at.get(..count).unwrap_or_default();
+    let whole = storage.state.layout(planes, n);
 
-    let room = out.len();
-    let mut w = out.iter_mut();
+    // A fresh state, through the f32 API for the f32 cases.
+    if storage.is_f32() && path != Path::Pieces {
+        opt.init_state(b.v32.get_mut(..whole.values).ok_or(Fail::Capacity)?);
+    } else {
+        for a in at {
+            let l = storage.state.layout(planes, a.len);
+            let (codes, scales) = (
+                sub(&mut b.codes, a.codes, l.codes)?,
+                sub(&mut b.scales, a.scales, l.scales)?,
+            );
+            let state = match storage.state {
+                StateFormat::F32 => State::F32(sub(&mut b.v32, a.values, l.values)?),
+                StateFormat::Bf16 => State::Bf16(sub(&mut b.vbf, a.values, l.values)?),
+                StateFormat::F16 => State::F16(sub(&mut b.vf16, a.values, l.values)?),
+                StateFormat::Int8 => State::Int8 { codes, scales },
+                StateFormat::Int4 => State::Int4 { codes, scales },
+                _ => State::Fp8 { codes, scales },
+            };
+            opt.init_state_in(state);
+        }
+    }
+
+    let mut w = Out {
+        words: out.iter_mut(),
+        acc: 0,
+        bits: 0,
+        written: 0,
+    };
     let mut scalars = O::Scalars::default();
     let mut t = first_step;
     for k in 0..STEPS {
-        for (i, x) in (0..N).zip(g.iter_mut()) {
-            *x = grad(i, k);
+        for (i, ((g, gb), gh)) in b
+            .g32
+            .iter_mut()
+            .zip(b.gbf.iter_mut())
+            .zip(b.gf16.iter_mut())
+            .enumerate()
+            .take(n)
+        {
+            let x = grad_in(storage, n, i, k);
+            (*g, *gb, *gh) = (x, bf16::from_f32(x), f16::from_f32(x));
         }
         let plan = opt.plan(t, &scalars)?;
-        match path {
-            Path::On(b) => plan.apply_on(b, p, g, s)?,
-            Path::Best => plan.apply(p, g, s)?,
+        if storage.is_f32() && path != Path::Pieces {
+            // The plain f32 API.
+            let p = b.p32.get_mut(..n).ok_or(Fail::Capacity)?;
+            let g = b.g32.get(..n).ok_or(Fail::Capacity)?;
+            let s = b.v32.get_mut(..whole.values).ok_or(Fail::Capacity)?;
+            match path {
+                Path::On(backend) => plan.apply_on(backend, p, g, s)?,
+                _ => plan.apply(p, g, s)?,
+            }
+        } else {
+            let backend = match path {
+                Path::On(backend) => Some(backend),
+                Path::Best => None,
+                Path::Pieces => Some(Backend::best()),
+            };
+            for a in at {
+                apply_piece(&plan, backend, storage, planes, &mut b, *a)?;
+            }
         }
         scalars = plan.scalars_after();
         t = t.saturating_add(1);
-        for x in p.iter().chain(s.iter()) {
-            *w.next().ok_or(Fail::Capacity)? = bits(*x);
-        }
+        record(storage, planes, n, &b, at, &mut w)?;
     }
-    Ok(room.saturating_sub(w.len()))
+    Ok(w.written)
 }
 
 /// The first index where `got` and `want` differ (a length difference counts at the shorter
@@ -360,15 +950,23 @@ mod tests {
     }
 
     impl Visit for Record {
-        fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O) {
+        fn case_in<O: Optimizer>(
+            &mut self,
+            name: &'static str,
+            first_step: u64,
+            opt: O,
+            storage: &Storage,
+        ) {
             let run = |path: Path| {
-                let mut out = [0u32; MAX_OUT];
-                let len = run_case(&opt, first_step, path, N, &mut out)
+                let mut out = std::vec![0u32; MAX_OUT];
+                let len = run_case(&opt, first_step, path, storage, storage.n, &mut out)
                     .unwrap_or_else(|e| panic!("{name} on {}: {e:?}", path.name()));
                 out[..len].to_vec()
             };
             let reference = run(Path::On(Backend::Scalar));
-            let paths = Backend::available().map(Path::On).chain([Path::Best]);
+            let paths = Backend::available()
+                .map(Path::On)
+                .chain([Path::Best, Path::Pieces]);
             for path in paths {
                 let got = run(path);
                 assert_eq!(
@@ -470,13 +1068,14 @@ mod tests {
 
     #[test]
     fn a_length_that_does_not_fit_is_refused() {
-        let mut out = [0u32; MAX_OUT];
+        let mut out = std::vec![0u32; MAX_OUT];
+        let f32_ = &Storage::F32;
         assert_eq!(
-            run_case(&Sgd::default(), 1, Path::Best, N + 1, &mut out),
+            run_case(&Sgd::default(), 1, Path::Best, f32_, N + 1, &mut out),
             Err(Fail::Capacity)
         );
         assert_eq!(
-            run_case(&Sgd::default(), 1, Path::Best, N, &mut out[..3]),
+            run_case(&Sgd::default(), 1, Path::Best, f32_, N, &mut out[..3]),
             Err(Fail::Capacity)
         );
     }

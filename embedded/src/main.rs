@@ -1,5 +1,7 @@
 //! The bit-identity firmware: runs every case of `firmware::cases` on the scalar and portable
-//! backends and on `apply` (the best backend), on a run-time length, compares every value with
+//! backends, on `apply` (the best backend) and as two pieces, on a run-time length (f32 cases,
+//! bf16/f16 parameters with stochastic rounding or Kahan compensation, bf16/f16 and 8-bit,
+//! 4-bit and float8 state), compares every value with
 //! the bits recorded on x86_64, prints one line per case through semihosting and exits with
 //! status 0 only if every value matched.
 //!
@@ -10,18 +12,28 @@
 mod firmware_main {
     use firmware::expected::EXPECTED;
     use firmware::rt::{Line, exit, runtime_len};
-    use firmware::{MAX_OUT, Path, Visit, cases, first_difference, run_case};
-    use fused_optim::{Backend, Optimizer};
+    use firmware::{MAX_OUT, N, Path, Storage, Visit, cases, first_difference, run_case};
+    use fused_optim::Optimizer;
 
     struct Check {
         n: usize,
+        out: [u32; MAX_OUT],
         index: usize,
         values: usize,
         failures: usize,
     }
 
     impl Visit for Check {
-        fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O) {
+        fn case_in<O: Optimizer>(
+            &mut self,
+            name: &'static str,
+            first_step: u64,
+            opt: O,
+            storage: &Storage,
+        ) {
+            // A run-time length: the f32 cases' N read through a volatile load, scaled to the
+            // case's length.
+            let n = storage.n.wrapping_mul(self.n) / N;
             let want = EXPECTED.get(self.index);
             self.index = self.index.wrapping_add(1);
             let mut line = Line::default();
@@ -34,13 +46,9 @@ mod firmware_main {
                 return;
             };
             let _ = want_name;
-            for path in [
-                Path::On(Backend::Scalar),
-                Path::On(Backend::Portable),
-                Path::Best,
-            ] {
-                let mut out = [0u32; MAX_OUT];
-                match run_case(&opt, first_step, path, self.n, &mut out) {
+            for path in Path::ALL {
+                let out = &mut self.out;
+                match run_case(&opt, first_step, path, storage, n, out) {
                     Ok(len) => {
                         let got = out.get_mut(..len).unwrap_or_default();
                         // CI builds this feature to show that a wrong bit fails the run.
@@ -81,7 +89,7 @@ mod firmware_main {
             }
             line.str("case ")
                 .str(name)
-                .str(": scalar, portable, best checked (")
+                .str(": scalar, portable, best, two pieces checked (")
                 .dec(want.len())
                 .str(" values each)")
                 .print();
@@ -92,6 +100,7 @@ mod firmware_main {
     fn main() -> ! {
         let mut check = Check {
             n: runtime_len(),
+            out: [0; MAX_OUT],
             index: 0,
             values: 0,
             failures: 0,

@@ -12,7 +12,7 @@
 use core::arch::asm;
 use core::panic::PanicInfo;
 
-use fused_optim::{Optimizer, StepPlan};
+use fused_optim::{Grads, Optimizer, Params, State, StateFormat, StepPlan, bf16};
 
 use crate::{MAX_PLANES, N, param0};
 
@@ -234,8 +234,9 @@ fn link_f64_runtime() {
     black_box(f64::from(black_box(1.5f32)) + black_box(3u64) as f64);
 }
 
-/// Bytes of stack painted before a measured step.
-const PAINT_BYTES: usize = 8 * 1024;
+/// Bytes of stack painted before a measured step (a step that reaches the bottom fails the
+/// harness: the measurement would be a lower bound only).
+const PAINT_BYTES: usize = 16 * 1024;
 
 /// The footprint harness: two steps of the optimizer `config` (passed through a volatile
 /// load, so every option stays compiled in), on a run-time length; prints the stack the steps
@@ -262,6 +263,12 @@ pub fn footprint<O: Optimizer>(name: &str, config: Option<O>) -> ! {
         ok = one_step(&opt, 1, n, &mut p, &g, &mut s) && one_step(&opt, 2, n, &mut p, &g, &mut s);
     }
     let used = stack_used(sp, PAINT_BYTES);
+    report(name, used, ok)
+}
+
+/// Prints the footprint line and exits.
+fn report(name: &str, used: usize, ok: bool) -> ! {
+    let ok = ok && used < PAINT_BYTES;
     Line::default()
         .str("footprint ")
         .str(name)
@@ -271,4 +278,80 @@ pub fn footprint<O: Optimizer>(name: &str, config: Option<O>) -> ! {
         .str(if ok { "steps ok" } else { "steps FAILED" })
         .print();
     exit(ok)
+}
+
+/// Tensor length of the storage-format footprint: two blocks of 256 values, two tiles of the
+/// staged driver.
+const N_FORMATS: usize = 512;
+
+/// The storage-format tensor length, through a volatile read.
+static LEN_FORMATS: usize = N_FORMATS;
+
+/// One step of `opt` with bf16 parameters (stochastic rounding), bf16 gradients and 8-bit
+/// state, as an application calls it: plan, then `apply_to` (best backend).
+#[inline(never)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the harness's buffers, passed as they are"
+)]
+fn one_step_bf16_sr_int8<O: Optimizer>(
+    opt: &O,
+    step: u64,
+    n: usize,
+    seed: u64,
+    p: &mut [bf16; N_FORMATS],
+    g: &[bf16; N_FORMATS],
+    codes: &mut [u8; N_FORMATS * MAX_PLANES],
+    scales: &mut [f32; 2 * MAX_PLANES],
+) -> bool {
+    let layout = StateFormat::Int8.layout(opt.state_len(1), n);
+    let (Some(p), Some(g), Some(codes), Some(scales)) = (
+        p.get_mut(..n),
+        g.get(..n),
+        codes.get_mut(..layout.codes),
+        scales.get_mut(..layout.scales),
+    ) else {
+        return false;
+    };
+    match opt.plan(step, &O::Scalars::default()) {
+        Ok(plan) => plan
+            .apply_to(
+                Params::Bf16Stochastic { params: p, seed },
+                Grads::Bf16(g),
+                State::Int8 { codes, scales },
+            )
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The footprint harness for 8-bit state and bf16 parameters with stochastic rounding: two
+/// steps of `config` (read through a volatile load) on 512 values (a run-time length), the
+/// stack they used, then exit. Subtract `footprint_none` as for the `f32` harness.
+#[inline(always)]
+pub fn footprint_bf16_sr_int8<O: Optimizer>(name: &str, config: O) -> ! {
+    #[cfg(feature = "footprint-runtime")]
+    link_f64_runtime();
+    // SAFETY: a plain read of an initialised static.
+    let n = unsafe { core::ptr::read_volatile(&LEN_FORMATS) };
+    let mut p = [bf16::ZERO; N_FORMATS];
+    let mut g = [bf16::ZERO; N_FORMATS];
+    let mut codes = [0u8; N_FORMATS * MAX_PLANES];
+    let mut scales = [0.0f32; 2 * MAX_PLANES];
+    for (i, (p, g)) in p.iter_mut().zip(g.iter_mut()).enumerate() {
+        // Inputs from bit patterns (no conversion code in the harness): p in [1, 2), g in
+        // [1/64, 1/32) with alternating signs.
+        *p = bf16::from_bits(0x3f80 | (i % 128) as u16);
+        *g = bf16::from_bits(0x3c80 | (i % 128) as u16 | (((i % 2) as u16) << 15));
+    }
+    let sp = stack_pointer();
+    paint_stack(sp, PAINT_BYTES);
+    // SAFETY: a plain read of a local holding a valid value of a `Copy` type.
+    let opt = unsafe { core::ptr::read_volatile(&config) };
+    // SAFETY: as above.
+    let seed = unsafe { core::ptr::read_volatile(&0x5eedu64) };
+    let ok = one_step_bf16_sr_int8(&opt, 1, n, seed, &mut p, &g, &mut codes, &mut scales)
+        && one_step_bf16_sr_int8(&opt, 2, n, seed, &mut p, &g, &mut codes, &mut scales);
+    let used = stack_used(sp, PAINT_BYTES);
+    report(name, used, ok)
 }
