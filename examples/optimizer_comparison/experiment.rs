@@ -15,14 +15,21 @@
 //! optimizer state live in fixed-size arrays, as firmware would hold them. Only the data set
 //! and the loss history use `Vec`.
 //!
+//! Storage formats (`--state`, `--params`): the optimizer state can be kept in any of the
+//! crate's [`StateFormat`]s (bf16, or torchao's 8-bit, 4-bit and float8 blocks; with 20 values
+//! per tensor every plane is one partial block), and the parameters in bf16, rounded to nearest
+//! even, stochastically, or with a Kahan compensation buffer. The network then computes its
+//! forward and backward passes on the bf16 parameters widened to `f32`; gradients stay `f32`.
+//! The default, `f32` for both, is the original experiment, bit for bit.
+//!
 //! This file is shared by the example (`main.rs`) and by `tests/seed_experiment.rs`.
 
 use core::fmt;
 use core::slice;
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd,
-    StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Sgd, State, StateFormat, StepPlan, bf16, f16,
 };
 
 /// Number of data points.
@@ -244,25 +251,195 @@ impl Mlp {
     }
 }
 
-/// Optimizer state for the four tensors, in caller-provided fixed-size buffers.
+/// Values of one state plane at most: the largest tensor.
+const TENSOR_MAX: usize = HIDDEN;
+/// Blocks of one plane at most, in the smallest block format (int4, 128 values a block).
+const BLOCKS_MAX: usize = TENSOR_MAX.div_ceil(StateFormat::Int4.block());
+
+/// One tensor's optimizer state, in fixed-size buffers that can hold [`PLANES`] planes of up
+/// to [`TENSOR_MAX`] values in any [`StateFormat`]; [`StateBufs::view`] lends the part a format
+/// needs.
 #[derive(Clone, Copy, Debug)]
-struct State {
-    w1: [f32; PLANES * HIDDEN],
-    b1: [f32; PLANES * HIDDEN],
-    w2: [f32; PLANES * HIDDEN],
-    b2: [f32; PLANES],
+struct StateBufs {
+    f32s: [f32; PLANES * TENSOR_MAX],
+    bf16s: [bf16; PLANES * TENSOR_MAX],
+    f16s: [f16; PLANES * TENSOR_MAX],
+    codes: [u8; PLANES * TENSOR_MAX],
+    scales: [f32; PLANES * BLOCKS_MAX],
 }
 
-impl State {
-    const ZERO: State = State {
-        w1: [0.0; PLANES * HIDDEN],
-        b1: [0.0; PLANES * HIDDEN],
-        w2: [0.0; PLANES * HIDDEN],
-        b2: [0.0; PLANES],
+impl StateBufs {
+    const ZERO: StateBufs = StateBufs {
+        f32s: [0.0; PLANES * TENSOR_MAX],
+        bf16s: [bf16::ZERO; PLANES * TENSOR_MAX],
+        f16s: [f16::ZERO; PLANES * TENSOR_MAX],
+        codes: [0; PLANES * TENSOR_MAX],
+        scales: [0.0; PLANES * BLOCKS_MAX],
     };
 
-    fn buffers_mut(&mut self) -> [&mut [f32]; 4] {
-        [&mut self.w1, &mut self.b1, &mut self.w2, &mut self.b2]
+    /// The state of `planes` planes of `n` values in `format`, sized by
+    /// [`StateFormat::layout`].
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if the buffers are too small (never, for the crate's
+    /// optimizers on this network).
+    fn view(&mut self, format: StateFormat, planes: usize, n: usize) -> Result<State<'_>, Error> {
+        let layout = format.layout(planes, n);
+        let too_small = |what, expected, actual| Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        };
+        let values = |len: usize| too_small("state", layout.values, len);
+        Ok(match format {
+            StateFormat::F32 => State::F32(
+                self.f32s
+                    .get_mut(..layout.values)
+                    .ok_or(values(PLANES * TENSOR_MAX))?,
+            ),
+            StateFormat::Bf16 => State::Bf16(
+                self.bf16s
+                    .get_mut(..layout.values)
+                    .ok_or(values(PLANES * TENSOR_MAX))?,
+            ),
+            StateFormat::F16 => State::F16(
+                self.f16s
+                    .get_mut(..layout.values)
+                    .ok_or(values(PLANES * TENSOR_MAX))?,
+            ),
+            block => {
+                let codes = self.codes.get_mut(..layout.codes).ok_or(too_small(
+                    "state codes",
+                    layout.codes,
+                    PLANES * TENSOR_MAX,
+                ))?;
+                let scales = self.scales.get_mut(..layout.scales).ok_or(too_small(
+                    "state scales",
+                    layout.scales,
+                    PLANES * BLOCKS_MAX,
+                ))?;
+                match block {
+                    StateFormat::Int8 => State::Int8 { codes, scales },
+                    StateFormat::Int4 => State::Int4 { codes, scales },
+                    StateFormat::Fp8 => State::Fp8 { codes, scales },
+                    _ => return Err(Error::InvalidCombination("unknown state format")),
+                }
+            }
+        })
+    }
+}
+
+/// How the parameters are stored between steps (`--params`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ParamMode {
+    /// `f32` (the original experiment).
+    F32,
+    /// bf16, rounded to nearest even after every update.
+    Bf16,
+    /// bf16 with stochastic rounding.
+    Bf16Sr,
+    /// bf16 with a bf16 Kahan compensation buffer.
+    Bf16Kahan,
+    /// f16, rounded to nearest even.
+    F16,
+}
+
+impl ParamMode {
+    /// Every mode, in display order.
+    pub(crate) const ALL: [ParamMode; 5] = [
+        ParamMode::F32,
+        ParamMode::Bf16,
+        ParamMode::Bf16Sr,
+        ParamMode::Bf16Kahan,
+        ParamMode::F16,
+    ];
+
+    /// The command-line name.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            ParamMode::F32 => "f32",
+            ParamMode::Bf16 => "bf16",
+            ParamMode::Bf16Sr => "bf16-sr",
+            ParamMode::Bf16Kahan => "bf16-kahan",
+            ParamMode::F16 => "f16",
+        }
+    }
+
+    /// A longer description, for the table's header.
+    pub(crate) const fn describe(self) -> &'static str {
+        match self {
+            ParamMode::F32 => "f32",
+            ParamMode::Bf16 => "bf16, rounded to nearest even",
+            ParamMode::Bf16Sr => "bf16, stochastic rounding",
+            ParamMode::Bf16Kahan => "bf16 with a bf16 Kahan compensation buffer",
+            ParamMode::F16 => "f16, rounded to nearest even",
+        }
+    }
+
+    /// Parses a name, case-insensitively.
+    pub(crate) fn parse(name: &str) -> Option<ParamMode> {
+        ParamMode::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The state formats `--state` accepts, in display order, with their names.
+pub(crate) const STATE_FORMATS: [(StateFormat, &str); 6] = [
+    (StateFormat::F32, "f32"),
+    (StateFormat::Bf16, "bf16"),
+    (StateFormat::F16, "f16"),
+    (StateFormat::Int8, "int8"),
+    (StateFormat::Int4, "int4"),
+    (StateFormat::Fp8, "fp8"),
+];
+
+/// The command-line name of a state format.
+pub(crate) fn state_name(format: StateFormat) -> &'static str {
+    STATE_FORMATS
+        .iter()
+        .find(|(f, _)| *f == format)
+        .map_or("?", |(_, name)| name)
+}
+
+/// One tensor's parameters in 16-bit storage (used unless the parameters are `f32`), with the
+/// Kahan compensation buffer.
+#[derive(Clone, Copy, Debug)]
+struct HalfParams {
+    bf16s: [bf16; TENSOR_MAX],
+    f16s: [f16; TENSOR_MAX],
+    compensation: [bf16; TENSOR_MAX],
+}
+
+impl HalfParams {
+    const ZERO: HalfParams = HalfParams {
+        bf16s: [bf16::ZERO; TENSOR_MAX],
+        f16s: [f16::ZERO; TENSOR_MAX],
+        compensation: [bf16::ZERO; TENSOR_MAX],
+    };
+
+    /// Stores `values` (rounded to nearest even), with a zero compensation.
+    fn store(&mut self, values: &[f32]) {
+        for ((b, h), &v) in self.bf16s.iter_mut().zip(&mut self.f16s).zip(values) {
+            *b = bf16::from_f32(v);
+            *h = f16::from_f32(v);
+        }
+        self.compensation = [bf16::ZERO; TENSOR_MAX];
+    }
+
+    /// Writes the stored parameters, widened to `f32`, into `values` (the network's view).
+    fn load(&self, mode: ParamMode, values: &mut [f32]) {
+        match mode {
+            ParamMode::F32 => {}
+            ParamMode::F16 => values
+                .iter_mut()
+                .zip(&self.f16s)
+                .for_each(|(v, h)| *v = h.to_f32()),
+            ParamMode::Bf16 | ParamMode::Bf16Sr | ParamMode::Bf16Kahan => values
+                .iter_mut()
+                .zip(&self.bf16s)
+                .for_each(|(v, b)| *v = b.to_f32()),
+        }
     }
 }
 
@@ -356,23 +533,24 @@ impl Kind {
         }
     }
 
-    /// A runner for this optimizer with learning rate `lr`, starting from `net`. Every other
-    /// hyperparameter is torch's default unless the tutorial sets it.
+    /// A runner for this optimizer with learning rate `lr`, starting from `net`, storing its
+    /// state and parameters as `storage` says. Every other hyperparameter is torch's default
+    /// unless the tutorial sets it.
     #[rustfmt::skip]
-    fn racer(self, lr: f64, backend: Backend, net: Mlp) -> Result<Box<dyn Racer>, Error> {
-        let (b, n) = (backend, net);
+    fn racer(self, lr: f64, backend: Backend, storage: Storage, net: Mlp) -> Result<Box<dyn Racer>, Error> {
+        let (b, s, n) = (backend, storage, net);
         match self {
-            Kind::Sgd => Runner::boxed(Sgd { lr, ..Sgd::default() }, b, n),
-            Kind::Momentum => Runner::boxed(Sgd { lr, momentum: 0.8, ..Sgd::default() }, b, n),
-            Kind::RmsProp => Runner::boxed(RMSprop { lr, alpha: 0.9, ..RMSprop::default() }, b, n),
-            Kind::Adam => Runner::boxed(Adam { lr, betas: (0.9, 0.99), ..Adam::default() }, b, n),
-            Kind::AdamW => Runner::boxed(Adam { lr, ..Adam::adamw() }, b, n),
-            Kind::Adagrad => Runner::boxed(Adagrad { lr, ..Adagrad::default() }, b, n),
-            Kind::Adadelta => Runner::boxed(Adadelta { lr, ..Adadelta::default() }, b, n),
-            Kind::Adamax => Runner::boxed(Adamax { lr, ..Adamax::default() }, b, n),
-            Kind::NAdam => Runner::boxed(NAdam { lr, ..NAdam::default() }, b, n),
-            Kind::RAdam => Runner::boxed(RAdam { lr, ..RAdam::default() }, b, n),
-            Kind::Lion => Runner::boxed(Lion { lr, ..Lion::default() }, b, n),
+            Kind::Sgd => Runner::boxed(Sgd { lr, ..Sgd::default() }, b, s, n),
+            Kind::Momentum => Runner::boxed(Sgd { lr, momentum: 0.8, ..Sgd::default() }, b, s, n),
+            Kind::RmsProp => Runner::boxed(RMSprop { lr, alpha: 0.9, ..RMSprop::default() }, b, s, n),
+            Kind::Adam => Runner::boxed(Adam { lr, betas: (0.9, 0.99), ..Adam::default() }, b, s, n),
+            Kind::AdamW => Runner::boxed(Adam { lr, ..Adam::adamw() }, b, s, n),
+            Kind::Adagrad => Runner::boxed(Adagrad { lr, ..Adagrad::default() }, b, s, n),
+            Kind::Adadelta => Runner::boxed(Adadelta { lr, ..Adadelta::default() }, b, s, n),
+            Kind::Adamax => Runner::boxed(Adamax { lr, ..Adamax::default() }, b, s, n),
+            Kind::NAdam => Runner::boxed(NAdam { lr, ..NAdam::default() }, b, s, n),
+            Kind::RAdam => Runner::boxed(RAdam { lr, ..RAdam::default() }, b, s, n),
+            Kind::Lion => Runner::boxed(Lion { lr, ..Lion::default() }, b, s, n),
         }
     }
 }
@@ -390,6 +568,17 @@ trait Racer {
     fn train_batch(&mut self, xs: &[f32], ys: &[f32]) -> Result<f32, Error>;
     /// The network as it is now.
     fn net(&self) -> &Mlp;
+    /// Bytes of optimizer state (values, codes and block scales) for the whole network.
+    fn state_bytes(&self) -> usize;
+}
+
+/// How a runner stores its state and parameters, and the seeds of its stochastic rounding.
+#[derive(Clone, Copy, Debug)]
+struct Storage {
+    state: StateFormat,
+    params: ParamMode,
+    /// One stochastic-rounding seed per tensor.
+    seeds: [u64; 4],
 }
 
 /// A network trained by optimizer `O`, using only the crate's [`Optimizer`] / [`StepPlan`]
@@ -397,37 +586,73 @@ trait Racer {
 struct Runner<O: Optimizer> {
     opt: O,
     backend: Backend,
+    storage: Storage,
     /// The number of steps taken so far.
     steps: u64,
     scalars: O::Scalars,
+    /// The network the forward and backward passes use: the parameters themselves when they
+    /// are `f32`, else the 16-bit parameters widened.
     net: Mlp,
+    /// The 16-bit parameters, one per tensor (unused for `f32` parameters).
+    half: [HalfParams; 4],
     grads: Mlp,
-    state: State,
+    state: [StateBufs; 4],
+}
+
+/// The number of state planes `opt` keeps per parameter.
+fn planes_of<O: Optimizer>(opt: &O, n: usize) -> usize {
+    opt.state_len(n) / n.max(1)
+}
+
+/// Bytes of state for every tensor of `net`, with `planes(n)` planes for a tensor of `n`
+/// values: values, codes and `f32` block scales, counted from [`StateFormat::layout`].
+pub(crate) fn state_bytes(
+    format: StateFormat,
+    planes: impl Fn(usize) -> usize,
+    net: &Mlp,
+) -> usize {
+    let value_bytes = match format {
+        StateFormat::F32 => 4,
+        _ => 2,
+    };
+    net.tensors()
+        .iter()
+        .map(|t| {
+            let layout = format.layout(planes(t.len()), t.len());
+            layout.values * value_bytes + layout.codes + layout.scales * 4
+        })
+        .sum()
 }
 
 impl<O: Optimizer + 'static> Runner<O> {
-    fn boxed(opt: O, backend: Backend, net: Mlp) -> Result<Box<dyn Racer>, Error> {
+    fn boxed(
+        opt: O,
+        backend: Backend,
+        storage: Storage,
+        net: Mlp,
+    ) -> Result<Box<dyn Racer>, Error> {
         opt.validate()?;
-        let mut state = State::ZERO;
-        for (buf, tensor) in state.buffers_mut().into_iter().zip(net.tensors()) {
-            let len = opt.state_len(tensor.len());
-            let Some(planes) = buf.get_mut(..len) else {
-                // Never happens for the crate's optimizers (at most three planes); reported
-                // as the error the kernel itself would give.
-                return Err(Error::LengthMismatch {
-                    what: "state",
-                    expected: len,
-                    actual: buf.len(),
-                });
-            };
-            opt.init_state(planes);
+        let mut state = [StateBufs::ZERO; 4];
+        for (buf, tensor) in state.iter_mut().zip(net.tensors()) {
+            let n = tensor.len();
+            opt.init_state_in(buf.view(storage.state, planes_of(&opt, n), n)?);
+        }
+        // 16-bit parameters start as the initial weights rounded to nearest (as `.to(bf16)`),
+        // and the network computes with those.
+        let mut net = net;
+        let mut half = [HalfParams::ZERO; 4];
+        for (h, tensor) in half.iter_mut().zip(net.tensors_mut()) {
+            h.store(tensor);
+            h.load(storage.params, tensor);
         }
         Ok(Box::new(Runner {
             opt,
             backend,
+            storage,
             steps: 0,
             scalars: O::Scalars::default(),
             net,
+            half,
             grads: Mlp::ZERO,
             state,
         }))
@@ -440,14 +665,37 @@ impl<O: Optimizer> Racer for Runner<O> {
         self.steps += 1;
         // One plan per step (the per-step scalars), applied to each of the four tensors.
         let plan = self.opt.plan(self.steps, &self.scalars)?;
+        let Storage {
+            state: format,
+            params: mode,
+            seeds,
+        } = self.storage;
         let tensors = self.net.tensors_mut().into_iter().zip(self.grads.tensors());
-        for ((params, grads), buf) in tensors.zip(self.state.buffers_mut()) {
-            // `boxed` checked that the state fits; were it not to, the empty slice would make
-            // the kernel return a length error.
-            let state = buf
-                .get_mut(..self.opt.state_len(params.len()))
-                .unwrap_or_default();
-            plan.apply_on(self.backend, params, grads, state)?;
+        let buffers = self.state.iter_mut().zip(self.half.iter_mut()).zip(seeds);
+        for ((net, grads), ((buf, half), seed)) in tensors.zip(buffers) {
+            let n = net.len();
+            let state = buf.view(format, planes_of(&self.opt, n), n)?;
+            // `HalfParams` holds `TENSOR_MAX` values; the tensor's own are the first `n`.
+            let (bf16s, f16s, compensation) = (
+                half.bf16s.get_mut(..n).unwrap_or_default(),
+                half.f16s.get_mut(..n).unwrap_or_default(),
+                half.compensation.get_mut(..n).unwrap_or_default(),
+            );
+            let params = match mode {
+                ParamMode::F32 => Params::F32(net),
+                ParamMode::Bf16 => Params::Bf16(bf16s),
+                ParamMode::Bf16Sr => Params::Bf16Stochastic {
+                    params: bf16s,
+                    seed,
+                },
+                ParamMode::Bf16Kahan => Params::Bf16Kahan {
+                    params: bf16s,
+                    compensation,
+                },
+                ParamMode::F16 => Params::F16(f16s),
+            };
+            plan.apply_piece(self.backend, 0, params, Grads::F32(grads), state)?;
+            half.load(mode, net);
         }
         self.scalars = plan.scalars_after();
         Ok(loss)
@@ -455,6 +703,10 @@ impl<O: Optimizer> Racer for Runner<O> {
 
     fn net(&self) -> &Mlp {
         &self.net
+    }
+
+    fn state_bytes(&self) -> usize {
+        state_bytes(self.storage.state, |n| planes_of(&self.opt, n), &self.net)
     }
 }
 
@@ -478,6 +730,10 @@ pub(crate) struct Config {
     pub(crate) backend: Option<Backend>,
     /// Where the picture goes.
     pub(crate) out: String,
+    /// How every optimizer's state is stored.
+    pub(crate) state: StateFormat,
+    /// How the parameters are stored.
+    pub(crate) params: ParamMode,
 }
 
 impl Default for Config {
@@ -490,6 +746,8 @@ impl Default for Config {
             same_init: false,
             backend: None,
             out: DEFAULT_OUT.to_owned(),
+            state: StateFormat::F32,
+            params: ParamMode::F32,
         }
     }
 }
@@ -498,6 +756,11 @@ impl Config {
     /// The learning rate `kind` runs with.
     pub(crate) fn lr_of(&self, kind: Kind) -> f64 {
         self.lr.unwrap_or(kind.default_lr())
+    }
+
+    /// Whether state and parameters are both `f32`: the original experiment.
+    pub(crate) fn all_f32(&self) -> bool {
+        self.state == StateFormat::F32 && self.params == ParamMode::F32
     }
 }
 
@@ -512,8 +775,10 @@ pub(crate) struct Curve {
     pub(crate) losses: Vec<f32>,
     /// The mean batch loss of each epoch.
     pub(crate) epoch_means: Vec<f64>,
-    /// The trained network.
+    /// The trained network (the parameters widened to `f32`).
     pub(crate) net: Mlp,
+    /// Bytes of optimizer state for the whole network.
+    pub(crate) state_bytes: usize,
 }
 
 impl Curve {
@@ -557,6 +822,8 @@ pub(crate) fn run(config: &Config) -> Result<Outcome, Error> {
     let mut data = Data::generate(&mut SplitMix64::new(master.next_u64()));
     let mut init_rng = SplitMix64::new(master.next_u64());
     let mut shuffle_rng = SplitMix64::new(master.next_u64());
+    // Drawn after the others, so that it changes nothing they give.
+    let mut rounding_rng = SplitMix64::new(master.next_u64());
     let noise_floor = data.noise_floor();
 
     let shared = Mlp::init(&mut init_rng);
@@ -570,14 +837,21 @@ pub(crate) fn run(config: &Config) -> Result<Outcome, Error> {
             Mlp::init(&mut init_rng)
         };
         let lr = config.lr_of(kind);
-        racers.push(kind.racer(lr, backend, net)?);
+        let storage = Storage {
+            state: config.state,
+            params: config.params,
+            seeds: core::array::from_fn(|_| rounding_rng.next_u64()),
+        };
+        let racer = kind.racer(lr, backend, storage, net)?;
         curves.push(Curve {
             kind,
             lr,
             losses: Vec::with_capacity(config.epochs * STEPS_PER_EPOCH),
             epoch_means: Vec::with_capacity(config.epochs),
-            net,
+            net: *racer.net(),
+            state_bytes: racer.state_bytes(),
         });
+        racers.push(racer);
     }
 
     for _ in 0..config.epochs {
@@ -678,6 +952,12 @@ Options:
   --same-init         start every optimizer from the same initial weights
                       [default: one independently initialised net each, as the tutorial]
   --backend NAME      run the kernels on scalar, portable, avx2 or avx512 [default: the best]
+  --state FORMAT      store every optimizer's state as f32, bf16, f16, int8, int4 or fp8
+                      (int8/int4/fp8: torchao's block codes, blocks of 256/128/256 values;
+                      each 20-value tensor is one partial block) [default: f32]
+  --params MODE       store the parameters as f32, bf16 (round to nearest even), bf16-sr
+                      (stochastic rounding, seeded from --seed), bf16-kahan (bf16 with a bf16
+                      Kahan compensation buffer) or f16 [default: f32]
   -h, --help          print this help
 
 Optimizers and their default learning rates:
@@ -705,7 +985,14 @@ where
         };
         let takes_value = matches!(
             name.as_str(),
-            "--seed" | "--epochs" | "--lr" | "--out" | "--optimizers" | "--backend"
+            "--seed"
+                | "--epochs"
+                | "--lr"
+                | "--out"
+                | "--optimizers"
+                | "--backend"
+                | "--state"
+                | "--params"
         );
         let value = if takes_value {
             match inline {
@@ -779,6 +1066,24 @@ where
                     return Err(format!("--backend: {b} is not available on this CPU"));
                 }
                 config.backend = Some(b);
+            }
+            "--state" => {
+                config.state = STATE_FORMATS
+                    .iter()
+                    .find(|(_, name)| name.eq_ignore_ascii_case(&value))
+                    .map(|&(format, _)| format)
+                    .ok_or_else(|| {
+                        format!(
+                            "--state: unknown format `{value}` (f32, bf16, f16, int8, int4, fp8)"
+                        )
+                    })?;
+            }
+            "--params" => {
+                config.params = ParamMode::parse(&value).ok_or_else(|| {
+                    format!(
+                        "--params: unknown mode `{value}` (f32, bf16, bf16-sr, bf16-kahan, f16)"
+                    )
+                })?;
             }
             _ => return Err(format!("unknown option `{arg}` (try --help)")),
         }

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example optimizer_comparison
 //! cargo run --release --example optimizer_comparison -- --optimizers all --epochs 20
+//! cargo run --release --example optimizer_comparison -- --state int8 --params bf16-sr
 //! ```
 //!
 //! Prints the mean loss of every epoch for each optimizer and a summary, and writes
@@ -85,6 +86,13 @@ fn print_table(config: &Config, outcome: &Outcome) {
             "independent"
         },
     );
+    if !config.all_f32() {
+        println!(
+            "optimizer state: {}; parameters: {} (forward and backward on them widened to f32)",
+            experiment::state_name(config.state),
+            config.params.describe(),
+        );
+    }
     println!(
         "noise floor (MSE of the true curve x^2 on this data): {:.4}\n",
         outcome.noise_floor
@@ -100,6 +108,13 @@ fn print_table(config: &Config, outcome: &Outcome) {
         print!(" {:>10}", c.lr);
     }
     println!();
+    if !config.all_f32() {
+        print!("{:>5}", "bytes");
+        for c in &outcome.curves {
+            print!(" {:>10}", c.state_bytes);
+        }
+        println!("   <- bytes of optimizer state per net");
+    }
     for epoch in 0..config.epochs {
         print!("{:>5}", epoch + 1);
         for c in &outcome.curves {
@@ -143,11 +158,18 @@ fn plot(config: &Config, outcome: &Outcome) -> Result<(), Box<dyn core::error::E
         .unwrap_or(0);
     let root = SVGBackend::new(&config.out, (1000, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let caption = format!(
+    let mut caption = format!(
         "Loss per step: y = x² + 0.1·N(0,1), batches of {}, seed {}",
         experiment::BATCH,
         config.seed
     );
+    if !config.all_f32() {
+        caption.push_str(&format!(
+            ", state {}, params {}",
+            experiment::state_name(config.state),
+            config.params.name()
+        ));
+    }
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 24))
         .margin(16)
