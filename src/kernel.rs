@@ -19,14 +19,49 @@ pub(crate) trait Kernel<const S: usize> {
     fn update<L: Lane>(&self, p: L, g: L, state: &mut [L; S]) -> L;
 }
 
+/// How one element is stored: `f32`, or a 16-bit float widened on load and rounded to nearest
+/// even on store (exact integer conversions, see `format::convert`).
+pub(crate) trait Elem: Copy {
+    /// Widens to `f32` (exact).
+    fn to_f32(self) -> f32;
+    /// Rounds from `f32`.
+    fn from_f32(x: f32) -> Self;
+
+    /// The first `L::LANES` values as a lane vector.
+    fn load<L: Lane>(src: &[Self]) -> L;
+    /// Stores a lane vector into the first `L::LANES` values.
+    fn store<L: Lane>(v: L, dst: &mut [Self]);
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn load<L: Lane>(src: &[Self]) -> L {
+        L::load(src)
+    }
+    #[inline(always)]
+    fn store<L: Lane>(v: L, dst: &mut [Self]) {
+        v.store(dst);
+    }
+}
+
 /// Applies `k` to every element. All slices must have the same length (checked by the caller;
-/// a shorter buffer only shortens the pass, it never panics).
+/// a shorter buffer only shortens the pass, it never panics). Parameters, gradients and state
+/// may each be stored as `f32`, bf16 or f16 ([`Elem`]): each element is computed in `f32` and
+/// rounded once per store.
 #[inline(always)]
-pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
+pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
     k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: [&mut [f32]; S],
+    p: &mut [P],
+    g: &[G],
+    s: [&mut [T]; S],
 ) {
     // Every buffer cut to the same length by one check up front, so the vector loop indexes
     // all of them with no per-plane Option or bounds check.
@@ -36,7 +71,9 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     // gives the same bits (chunk invariance), so this changes only the speed.
     // Small tensors skip it: there, vectors matter more than alignment.
     let head = if n >= 8 * L::LANES {
-        p.as_ptr().align_offset(core::mem::size_of::<L>()).min(n)
+        p.as_ptr()
+            .align_offset(L::LANES * core::mem::size_of::<P>())
+            .min(n)
     } else {
         0
     };
@@ -44,24 +81,24 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize>(
     let full = head.wrapping_add(n.wrapping_sub(head) / L::LANES * L::LANES);
     let mut s = s;
     scalar_pass(k, p, g, &mut s, 0, head);
-    vector_pass::<L, K, S>(k, p, g, &mut s, head, full);
+    vector_pass::<L, K, S, P, G, T>(k, p, g, &mut s, head, full);
     scalar_pass(k, p, g, &mut s, full, n);
 }
 
 /// `k` on lane vectors over `lo..hi` (`hi − lo` a multiple of the lane width).
 #[inline(always)]
-fn vector_pass<L: Lane, K: Kernel<S>, const S: usize>(
+fn vector_pass<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
     k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: &mut [&mut [f32]; S],
+    p: &mut [P],
+    g: &[G],
+    s: &mut [&mut [T]; S],
     lo: usize,
     hi: usize,
 ) {
     let (Some(pv), Some(gv)) = (p.get_mut(lo..hi), g.get(lo..hi)) else {
         return;
     };
-    let mut planes: [&mut [f32]; S] = core::array::from_fn(|_| <&mut [f32]>::default());
+    let mut planes: [&mut [T]; S] = core::array::from_fn(|_| <&mut [T]>::default());
     for (dst, b) in planes.iter_mut().zip(s.iter_mut()) {
         match b.get_mut(lo..hi) {
             Some(v) => *dst = v,
@@ -75,16 +112,19 @@ fn vector_pass<L: Lane, K: Kernel<S>, const S: usize>(
         let (Some(pp), Some(gg)) = (pv.get_mut(r.clone()), gv.get(r.clone())) else {
             break;
         };
-        let mut st: [L; S] =
-            core::array::from_fn(|j| match planes.get(j).and_then(|b| b.get(r.clone())) {
-                Some(c) => L::load(c),
-                None => L::splat(0.0),
-            });
-        let np = k.update(L::load(pp), L::load(gg), &mut st);
-        np.store(pp);
+        // A plain loop rather than `array::from_fn`: a closure may stay out of line, outside
+        // the backend's target features, and then its intrinsics become calls.
+        let mut st = [L::splat(0.0); S];
+        for (v, b) in st.iter_mut().zip(planes.iter()) {
+            if let Some(c) = b.get(r.clone()) {
+                *v = T::load(c);
+            }
+        }
+        let np = k.update(P::load(pp), G::load(gg), &mut st);
+        P::store(np, pp);
         for (v, b) in st.iter().zip(planes.iter_mut()) {
             if let Some(d) = b.get_mut(r.clone()) {
-                v.store(d);
+                T::store(*v, d);
             }
         }
     }
@@ -92,11 +132,11 @@ fn vector_pass<L: Lane, K: Kernel<S>, const S: usize>(
 
 /// `k` on single `f32` values over `lo..hi` (the scalar reference's arithmetic).
 #[inline(always)]
-fn scalar_pass<K: Kernel<S>, const S: usize>(
+fn scalar_pass<K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
     k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: &mut [&mut [f32]; S],
+    p: &mut [P],
+    g: &[G],
+    s: &mut [&mut [T]; S],
     lo: usize,
     hi: usize,
 ) {
@@ -105,13 +145,13 @@ fn scalar_pass<K: Kernel<S>, const S: usize>(
     };
     for (i, (pp, gg)) in (lo..hi).zip(pr.iter_mut().zip(gr)) {
         let mut st: [f32; S] = core::array::from_fn(|j| match s.get(j) {
-            Some(b) => b.get(i).copied().unwrap_or(0.0),
+            Some(b) => b.get(i).map_or(0.0, |x| x.to_f32()),
             None => 0.0,
         });
-        *pp = k.update(*pp, *gg, &mut st);
+        *pp = P::from_f32(k.update(pp.to_f32(), gg.to_f32(), &mut st));
         for (v, b) in st.iter().zip(s.iter_mut()) {
             if let Some(d) = b.get_mut(i) {
-                *d = *v;
+                *d = T::from_f32(*v);
             }
         }
     }

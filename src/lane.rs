@@ -12,6 +12,10 @@
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
+use half::{bf16, f16};
+
+use crate::format::convert;
+
 /// A vector (or scalar) of `f32` lanes with exactly rounded arithmetic.
 ///
 /// Implementations must make every method equal, lane by lane, to the `f32` implementation.
@@ -45,6 +49,47 @@ pub(crate) trait Lane:
     fn is_nan(self) -> Self::Mask;
     /// Per lane: `if mask { t } else { f }`.
     fn select(mask: Self::Mask, t: Self, f: Self) -> Self;
+
+    /// Widens the first `LANES` bf16 values (exact). Backends with a faster path override it.
+    #[inline(always)]
+    fn load_bf16(src: &[bf16]) -> Self {
+        widen(src, convert::bf16_to_f32)
+    }
+    /// Rounds to nearest even into the first `LANES` bf16 values.
+    #[inline(always)]
+    fn store_bf16(self, dst: &mut [bf16]) {
+        narrow(self, dst, convert::f32_to_bf16);
+    }
+    /// Widens the first `LANES` f16 values (exact).
+    #[inline(always)]
+    fn load_f16(src: &[f16]) -> Self {
+        widen(src, convert::f16_to_f32)
+    }
+    /// Rounds to nearest even into the first `LANES` f16 values.
+    #[inline(always)]
+    fn store_f16(self, dst: &mut [f16]) {
+        narrow(self, dst, convert::f32_to_f16);
+    }
+}
+
+/// The portable widening behind [`Lane::load_bf16`] and [`Lane::load_f16`].
+#[inline(always)]
+fn widen<L: Lane, E: Copy>(src: &[E], f: impl Fn(E) -> f32) -> L {
+    let mut a = [0.0f32; 16];
+    for (d, s) in a.iter_mut().zip(src.iter().take(L::LANES)) {
+        *d = f(*s);
+    }
+    L::load(a.get(..L::LANES).unwrap_or_default())
+}
+
+/// The portable narrowing behind [`Lane::store_bf16`] and [`Lane::store_f16`].
+#[inline(always)]
+fn narrow<L: Lane, E>(v: L, dst: &mut [E], f: impl Fn(f32) -> E) {
+    let mut a = [0.0f32; 16];
+    v.store(a.get_mut(..L::LANES).unwrap_or_default());
+    for (d, s) in dst.iter_mut().take(L::LANES).zip(a) {
+        *d = f(s);
+    }
 }
 
 impl Lane for f32 {

@@ -8,7 +8,7 @@
 use core::fmt;
 
 use crate::Error;
-use crate::kernel::{Fold, Kernel, drive, drive_fold, drive_fold_mut};
+use crate::kernel::{Elem, Fold, Kernel, drive, drive_fold, drive_fold_mut};
 use crate::lane::{Lane, PortableLane};
 
 #[cfg(target_arch = "x86_64")]
@@ -163,29 +163,32 @@ pub(crate) fn with_backend<J: LaneJob>(backend: Backend, job: J) -> Result<J::Ou
 }
 
 /// [`drive`] as a job.
-struct Drive<'a, 'k, K, const S: usize> {
+struct Drive<'a, 'k, K, const S: usize, P, G, T> {
     k: &'k K,
-    p: &'a mut [f32],
-    g: &'a [f32],
-    s: [&'a mut [f32]; S],
+    p: &'a mut [P],
+    g: &'a [G],
+    s: [&'a mut [T]; S],
 }
 
-impl<K: Kernel<S>, const S: usize> LaneJob for Drive<'_, '_, K, S> {
+impl<K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem> LaneJob
+    for Drive<'_, '_, K, S, P, G, T>
+{
     type Output = ();
     #[inline(always)]
     fn run<L: Lane>(self) {
-        drive::<L, K, S>(self.k, self.p, self.g, self.s);
+        drive::<L, K, S, P, G, T>(self.k, self.p, self.g, self.s);
     }
 }
 
-/// Runs kernel `k` over buffers whose lengths the caller has already checked to be equal.
+/// Runs kernel `k` over buffers whose lengths the caller has already checked to be equal, each
+/// stored as `f32`, bf16 or f16.
 #[inline]
-pub(crate) fn run<K: Kernel<S>, const S: usize>(
+pub(crate) fn run<K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
     backend: Backend,
     k: &K,
-    p: &mut [f32],
-    g: &[f32],
-    s: [&mut [f32]; S],
+    p: &mut [P],
+    g: &[G],
+    s: [&mut [T]; S],
 ) -> Result<(), Error> {
     with_backend(backend, Drive { k, p, g, s })
 }

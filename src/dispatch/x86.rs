@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::LaneJob;
 use crate::lane::Lane;
+use half::{bf16, f16};
 
 const AVX2: u8 = 1;
 const AVX512: u8 = 2;
@@ -88,7 +89,8 @@ macro_rules! x86_lane {
         sqrt = $sqrt:ident, and = $and:ident, xor = $xor:ident,
         lt = |$la:ident, $lb:ident| $lt:expr,
         unord = |$ua:ident| $unord:expr,
-        select = |$sm:ident, $st:ident, $sf:ident| $select:expr $(,)?
+        select = |$sm:ident, $st:ident, $sf:ident| $select:expr,
+        extra = { $($extra:item)* } $(,)?
     ) => {
         /// One register of lanes; only constructed inside the matching `run_*` entry point.
         #[derive(Clone, Copy)]
@@ -190,6 +192,7 @@ macro_rules! x86_lane {
                 // SAFETY: only reachable from the entry point that enables this ISA (module docs).
                 Self(unsafe { $select })
             }
+            $($extra)*
         }
     };
 }
@@ -212,6 +215,43 @@ x86_lane!(
     lt = |a, b| _mm256_cmp_ps::<_CMP_LT_OQ>(a, b),
     unord = |a| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a),
     select = |m, t, f| _mm256_blendv_ps(f, t, m),
+    extra = {
+        #[inline(always)]
+        fn load_bf16(src: &[bf16]) -> Self {
+            match src.first_chunk::<8>() {
+                // SAFETY: `a` is 8 initialised bf16 (`repr(transparent)` u16), the 16 bytes the
+                // unaligned load reads; the ISA is enabled (module docs).
+                Some(a) => Self(unsafe {
+                    let h = _mm_loadu_si128(a.as_ptr().cast());
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+                }),
+                None => Self::splat(0.0),
+            }
+        }
+        #[inline(always)]
+        fn store_bf16(self, dst: &mut [bf16]) {
+            if let Some(d) = dst.first_chunk_mut::<8>() {
+                // SAFETY: `d` is a unique reference to 8 bf16, the 16 bytes stored; the ISA is
+                // enabled (module docs). Integer round to nearest even, as `f32_to_bf16`.
+                unsafe {
+                    let b = _mm256_castps_si256(self.0);
+                    let hi = _mm256_srli_epi32::<16>(b);
+                    let bias = _mm256_add_epi32(
+                        _mm256_and_si256(hi, _mm256_set1_epi32(1)),
+                        _mm256_set1_epi32(0x7fff),
+                    );
+                    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(b, bias));
+                    let nan = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
+                    let is_nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0));
+                    let out = _mm256_blendv_epi8(rounded, nan, is_nan);
+                    // Every lane is below 2^16, so the saturating pack is exact; the permute
+                    // brings the two 128-bit halves' results together.
+                    let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(out, out));
+                    _mm_storeu_si128(d.as_mut_ptr().cast(), _mm256_castsi256_si128(packed));
+                }
+            }
+        }
+    },
 );
 
 x86_lane!(
@@ -232,6 +272,64 @@ x86_lane!(
     lt = |a, b| _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b),
     unord = |a| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a),
     select = |m, t, f| _mm512_mask_blend_ps(m, f, t),
+    extra = {
+        #[inline(always)]
+        fn load_bf16(src: &[bf16]) -> Self {
+            match src.first_chunk::<16>() {
+                // SAFETY: `a` is 16 initialised bf16 (`repr(transparent)` u16), the 32 bytes the
+                // unaligned load reads; the ISA is enabled (module docs).
+                Some(a) => Self(unsafe {
+                    let h = _mm256_loadu_si256(a.as_ptr().cast());
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+                }),
+                None => Self::splat(0.0),
+            }
+        }
+        #[inline(always)]
+        fn store_bf16(self, dst: &mut [bf16]) {
+            if let Some(d) = dst.first_chunk_mut::<16>() {
+                // SAFETY: `d` is a unique reference to 16 bf16, the 32 bytes stored; the ISA is
+                // enabled (module docs). Integer round to nearest even, as `f32_to_bf16`.
+                unsafe {
+                    let b = _mm512_castps_si512(self.0);
+                    let hi = _mm512_srli_epi32::<16>(b);
+                    let bias = _mm512_add_epi32(
+                        _mm512_and_si512(hi, _mm512_set1_epi32(1)),
+                        _mm512_set1_epi32(0x7fff),
+                    );
+                    let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, bias));
+                    let nan = _mm512_or_si512(hi, _mm512_set1_epi32(0x40));
+                    let is_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
+                    let out = _mm512_mask_blend_epi32(is_nan, rounded, nan);
+                    _mm256_storeu_si256(d.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(out));
+                }
+            }
+        }
+        #[inline(always)]
+        fn load_f16(src: &[f16]) -> Self {
+            match src.first_chunk::<16>() {
+                // SAFETY: `a` is 16 initialised f16 (`repr(transparent)` u16), the 32 bytes the
+                // unaligned load reads; AVX-512F includes the exact 16-to-32-bit conversion.
+                Some(a) => Self(unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(a.as_ptr().cast())) }),
+                None => Self::splat(0.0),
+            }
+        }
+        #[inline(always)]
+        fn store_f16(self, dst: &mut [f16]) {
+            if let Some(d) = dst.first_chunk_mut::<16>() {
+                // SAFETY: `d` is a unique reference to 16 f16, the 32 bytes stored; AVX-512F
+                // includes the conversion, here with round to nearest even from the immediate
+                // (not MXCSR), which is IEEE's correctly rounded result (tested against the
+                // integer conversion).
+                unsafe {
+                    let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        self.0,
+                    );
+                    _mm256_storeu_si256(d.as_mut_ptr().cast(), h);
+                }
+            }
+        }
+    },
 );
 
 // AVX-512F has no float `and`/`xor` (those are AVX-512DQ); do them on the integer view.

@@ -11,7 +11,7 @@
 //! boundary, so every block is quantized whole and the bits never depend on the split.
 
 mod codes;
-mod convert;
+pub(crate) mod convert;
 mod philox;
 mod tables;
 
@@ -28,6 +28,44 @@ use codes::{
     e4m3_to_f32, f32_to_e4m3, quantize4, quantize8,
 };
 use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_bf16_sr, f32_to_f16};
+
+impl crate::kernel::Elem for bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16_to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        f32_to_bf16(x)
+    }
+    #[inline(always)]
+    fn load<L: Lane>(src: &[Self]) -> L {
+        L::load_bf16(src)
+    }
+    #[inline(always)]
+    fn store<L: Lane>(v: L, dst: &mut [Self]) {
+        v.store_bf16(dst);
+    }
+}
+
+impl crate::kernel::Elem for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16_to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        f32_to_f16(x)
+    }
+    #[inline(always)]
+    fn load<L: Lane>(src: &[Self]) -> L {
+        L::load_f16(src)
+    }
+    #[inline(always)]
+    fn store<L: Lane>(v: L, dst: &mut [Self]) {
+        v.store_f16(dst);
+    }
+}
 
 /// A tensor's parameters, in one of the supported dtypes, with the rounding used when the
 /// updated values are stored.
@@ -500,10 +538,25 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
     if !backend.is_available() {
         return Err(Error::BackendUnavailable(backend));
     }
-    // The all-f32 case runs the direct driver, with no staging.
+    // The all-f32 case, and the common element-format cases (torch's fused bf16/f16 mode,
+    // bf16 state under f32 parameters, f32 master weights with bf16 gradients), run the direct
+    // driver: conversions happen in registers, with no staging.
+    use crate::dispatch::run as direct;
     let (params, grads, state) = match (params, grads, state) {
         (Params::F32(p), Grads::F32(g), State::F32(v)) => {
-            return crate::dispatch::run(backend, k, p, g, planes_of(v, n));
+            return direct(backend, k, p, g, planes_of(v, n));
+        }
+        (Params::Bf16(p), Grads::Bf16(g), State::Bf16(v)) => {
+            return direct(backend, k, p, g, planes_of(v, n));
+        }
+        (Params::F16(p), Grads::F16(g), State::F16(v)) => {
+            return direct(backend, k, p, g, planes_of(v, n));
+        }
+        (Params::F32(p), Grads::F32(g), State::Bf16(v)) => {
+            return direct(backend, k, p, g, planes_of(v, n));
+        }
+        (Params::F32(p), Grads::Bf16(g), State::F32(v)) => {
+            return direct(backend, k, p, g, planes_of(v, n));
         }
         other => other,
     };
@@ -598,7 +651,7 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
                     Some(row) => row.0.get_mut(..len).unwrap_or_default(),
                     None => <&mut [f32]>::default(),
                 });
-                drive::<L, K, S>(k, pt, gt, st);
+                drive::<L, K, S, f32, f32, f32>(k, pt, gt, st);
             }
             store_params(&mut params, r.clone(), pt, step, offset);
             for ((plane, buf), signed) in planes.iter_mut().zip(sbuf.iter()).zip(K::SIGNED) {
