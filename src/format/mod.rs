@@ -175,6 +175,12 @@ impl Grads<'_> {
 /// code (ties up), exactly as torchao does; the step itself uses the unquantized new values. A
 /// state plane that can only be non-negative (Adam's `v`, Adagrad's `sum`, …) uses the unsigned
 /// code table, a signed one (momentum, `m`) the signed table.
+///
+/// **A caveat the block formats share with torchao:** each block is scaled to its largest
+/// value, so a second moment far below its block's largest can be stored as 0 while the first
+/// moment survives. A later zero gradient then gives an Adam step of `lr·m̂/eps`, which with
+/// torch's `eps = 1e-8` can throw a weight far off (torchao 0.18 does the same; see
+/// `docs/formats-convergence.md`). A larger `eps` (`1e-6`) avoids it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StateFormat {
