@@ -14,6 +14,17 @@ per line), ``--no-build`` (reuse the driver built last time), ``--align 64`` (st
 on 64-byte boundaries, as torch's allocator does; by default they start wherever the system
 allocator puts a ``Vec``, 16-byte aligned with glibc, as most Rust callers' buffers do).
 
+Storage formats: ``--formats f32,bf16-state,int8-state,int4-state,fp8-state,bf16,bf16-int8``
+(names in ``FORMATS`` below; ``--optimizers`` then takes ``adam``, ``adamw`` or
+``torchao-adamw``, default ``adamw``) times our step with each format (one driver per format,
+``--params/--grads/--state``) and its own memory floor (the driver's byte floor: every byte of
+parameters, gradients and state read, parameters and state written), against torch's fused
+AdamW in f32 and in bf16 (bf16 parameters, gradients and state), torchao's compiled
+``AdamW8bit`` and bitsandbytes' ``AdamW8bit`` (each skipped when not importable; ``--no-lowbit``
+skips both). The low-bit contenders take about half a second per step on ResNet-18, so they run
+in only ``--slow-rounds`` of the rounds (default 5), spread over the run. ``--summary FILE``
+writes one JSON object per workload × optimizer × format (see ``summary_rows``).
+
 What it does:
 
 * builds ``examples/bench_driver.rs`` with ``cargo build --release`` (default flags: whatever
@@ -120,7 +131,8 @@ def check_workloads() -> None:
 
 
 def build_driver() -> Path:
-    """Builds the release driver and returns its path (from cargo's own report)."""
+    """Builds the release driver and returns its path (from cargo's own report). Cargo inherits
+    the environment, so ``CARGO_TARGET_DIR`` picks the target directory, as for any build."""
     cmd = ["cargo", "build", "--release", "--example", "bench_driver", "--message-format=json"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     for line in out.splitlines():
@@ -132,16 +144,25 @@ def build_driver() -> Path:
 
 
 def driver_path_cached() -> Path:
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
-    return Path(target) / "release" / "examples" / "bench_driver"
+    target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+    target = target if target.is_absolute() else ROOT / target  # cargo runs in ROOT
+    return target / "release" / "examples" / "bench_driver"
 
 
 class Ours:
     """One driver process: `step` and `floor` repetitions on request."""
 
-    def __init__(self, exe: Path, optimizer: str, sizes: list[int], target_ms: float, align: int):
+    def __init__(
+        self,
+        exe: Path,
+        optimizer: str,
+        sizes: list[int],
+        target_ms: float,
+        align: int,
+        extra: list[str] | None = None,
+    ):
         args = [str(exe), optimizer, ",".join(map(str, sizes)), "--target-ms", str(target_ms)]
-        args += ["--align", str(align)]
+        args += ["--align", str(align)] + (extra or [])
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
@@ -240,10 +261,360 @@ def measure(torch, exe, workload, optimizer, rounds, target_ms, align, sink) -> 
     best_torch = "fused" if "fused" in variants else min(variants, key=lambda v: med[v])
     med["speedup"] = statistics.median(t / o for t, o in zip(samples[best_torch], samples["ours"]))
     med["over_floor"] = statistics.median(o / f for o, f in zip(samples["ours"], samples["floor"]))
+    if "fused" in variants:
+        med["vs_fused"] = statistics.median(o / t for o, t in zip(samples["ours"], samples["fused"]))
+    med["planes"] = ours.setup["planes"]
     med["backend"] = ours.setup["backend"]
     med["elements"] = sum(sizes)
     med["tensors"] = len(sizes)
     return med
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage formats (--formats)
+
+# Name -> (params, grads, state) as the driver's --params/--grads/--state take them.
+FORMATS: dict[str, tuple[str, str, str]] = {
+    "f32": ("f32", "f32", "f32"),
+    "bf16-state": ("f32", "f32", "bf16"),
+    "f16-state": ("f32", "f32", "f16"),
+    "int8-state": ("f32", "f32", "int8"),
+    "int4-state": ("f32", "f32", "int4"),
+    "fp8-state": ("f32", "f32", "fp8"),
+    # bf16 parameters, gradients and state, as torch's fused kernels keep them for bf16 params.
+    "bf16": ("bf16", "bf16", "bf16"),
+    "bf16-int8": ("bf16", "bf16", "int8"),
+    "bf16-int4": ("bf16", "bf16", "int4"),
+    "bf16-fp8": ("bf16", "bf16", "fp8"),
+    # bf16 parameters with stochastic rounding / a Kahan compensation buffer, bf16 state.
+    "bf16-sr": ("bf16-sr", "bf16", "bf16"),
+    "bf16-kahan": ("bf16-kahan", "bf16", "bf16"),
+}
+DEFAULT_FORMATS = ["f32", "bf16-state", "int8-state", "int4-state", "fp8-state", "bf16", "bf16-int8"]
+
+# Our optimizer name (formats mode) -> (torch.optim class, torchao class, bitsandbytes class,
+# the formula our step computes). `torchao-adamw` is the crate's TorchaoAdam (torchao's order of
+# operations and f32 scalars); `adam`/`adamw` are torch.optim's formula.
+FORMAT_OPTIMIZERS: dict[str, tuple[str, str, str, str]] = {
+    "adamw": ("AdamW", "AdamW8bit", "AdamW8bit", "torch"),
+    "adam": ("Adam", "Adam8bit", "Adam8bit", "torch"),
+    "torchao-adamw": ("AdamW", "AdamW8bit", "AdamW8bit", "torchao"),
+}
+
+
+def state_bytes(opt) -> int:
+    """Bytes of optimizer state, summed over every parameter: values, codes and block scales.
+    Not counted: step counters and the 256-entry code tables (`qmap`), which are constants."""
+
+    def tensor_bytes(t) -> int:
+        if hasattr(t, "__tensor_flatten__"):  # torchao's OptimState8bit & co: codes, scale, qmap
+            names, _ = t.__tensor_flatten__()
+            return sum(tensor_bytes(getattr(t, n)) for n in names if n != "qmap")
+        return t.numel() * t.element_size()
+
+    total = 0
+    for st in opt.state.values():
+        for k, v in st.items():
+            if k == "step" or k.startswith("qmap") or not hasattr(v, "numel"):
+                continue
+            total += tensor_bytes(v)
+    return total
+
+
+class TorchContender:
+    """A torch-side optimizer over fresh tensors of the workload's shapes, gradients set."""
+
+    def __init__(self, torch, make, shapes, dtype, target_ms: float):
+        gen = torch.Generator().manual_seed(42)
+        self.params = []
+        for shape in shapes:
+            p = torch.nn.Parameter((torch.rand(shape, generator=gen) * 2 - 1).to(dtype))
+            p.grad = ((torch.rand(shape, generator=gen) * 2 - 1) * 0.1).to(dtype)
+            self.params.append(p)
+        self.opt = make(self.params)
+        t0 = time.perf_counter()
+        self.opt.step()  # creates the state (and, for torchao, compiles)
+        self.first_step_s = time.perf_counter() - t0
+        self.state_bytes = state_bytes(self.opt)
+        self.iters = calibrate(self.run, target_ms)
+
+    def run(self, iters: int) -> float:
+        step = self.opt.step
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            step()
+        return time.perf_counter_ns() - t0
+
+    def rep(self) -> float:
+        return self.run(self.iters) / self.iters
+
+
+def format_contenders(torch, optimizer: str, lowbit: bool):
+    """(key, label, factory, dtype, slow) for every torch-side contender of the formats mode;
+    a contender whose library is not importable is left out, with a note on stderr."""
+    tname, ao_name, bnb_name, _ = FORMAT_OPTIMIZERS[optimizer]
+    cls = getattr(torch.optim, tname)
+    fused = {"fused": True} if has_fused(torch, tname) else {"foreach": True}
+    kind = "fused" if "fused" in fused else "foreach"
+    out = [
+        ("torch_f32", f"torch {kind} {tname} f32", lambda ps: cls(ps, **fused), torch.float32, False),
+        (
+            "torch_bf16",
+            f"torch {kind} {tname} bf16 (params, grads, state)",
+            lambda ps: cls(ps, **fused),
+            torch.bfloat16,
+            False,
+        ),
+    ]
+    if not lowbit:
+        return out
+    try:
+        import torchao.optim as ao
+
+        ao_cls = getattr(ao, ao_name)
+        out.append(("torchao", f"torchao {ao_name} (compiled)", lambda ps: ao_cls(ps), torch.float32, True))
+    except Exception as e:  # noqa: BLE001 - any import failure means: skip this contender
+        print(f"torchao not usable, skipped: {e}", file=sys.stderr)
+    try:
+        import bitsandbytes as bnb
+
+        bnb_cls = getattr(bnb.optim, bnb_name)
+        out.append(("bnb", f"bitsandbytes {bnb_name} {bnb.__version__} (CPU)", lambda ps: bnb_cls(ps), torch.float32, True))
+    except Exception as e:  # noqa: BLE001
+        print(f"bitsandbytes not usable, skipped: {e}", file=sys.stderr)
+    return out
+
+
+def paired(xs: list[float | None], ys: list[float | None]) -> float | None:
+    """Median of x/y over the rounds where both were measured."""
+    r = [x / y for x, y in zip(xs, ys) if x is not None and y is not None]
+    return statistics.median(r) if r else None
+
+
+def median_of(xs: list[float | None]) -> float | None:
+    v = [x for x in xs if x is not None]
+    return statistics.median(v) if v else None
+
+
+def slow_round_set(rounds: int, slow_rounds: int) -> set[int]:
+    """`slow_rounds` round indices spread evenly over `rounds` (always including the middle)."""
+    k = max(0, min(rounds, slow_rounds))
+    return {min(rounds - 1, (2 * i + 1) * rounds // (2 * k)) for i in range(k)} if k else set()
+
+
+def measure_formats(
+    torch, exe, workload, optimizer, formats, rounds, slow_rounds, target_ms, align, lowbit, threads, sink
+) -> dict:
+    """One workload × optimizer: a driver per format (step, byte floor; the crate's floor too for
+    f32) and the torch-side contenders, all interleaved round by round. Returns medians and the
+    per-round samples (`samples[who]`, `None` where a contender did not run that round)."""
+    shapes = WORKLOADS[workload]
+    sizes = [numel(s) for s in shapes]
+    elements = sum(sizes)
+    drivers: dict[str, Ours] = {}
+    contenders: dict[str, TorchContender] = {}
+    labels: dict[str, str] = {}
+    slow: set[str] = set()
+    first_step: dict[str, float] = {}
+    try:
+        for f in formats:
+            pf, gf, sf = FORMATS[f]
+            extra = ["--params", pf, "--grads", gf, "--state", sf]
+            drivers[f] = Ours(exe, optimizer, sizes, target_ms, align, extra)
+        for key, label, make, dtype, is_slow in format_contenders(torch, optimizer, lowbit):
+            print(f"  setting up {label} ...", file=sys.stderr, flush=True)
+            contenders[key] = TorchContender(torch, make, shapes, dtype, target_ms)
+            labels[key] = label
+            first_step[key] = contenders[key].first_step_s
+            if is_slow:
+                slow.add(key)
+        slow_set = slow_round_set(rounds, slow_rounds)
+        samples: dict[str, list[float | None]] = {}
+
+        def put(who: str, r: int, ns: float | None) -> None:
+            samples.setdefault(who, [None] * rounds)[r] = ns
+            if ns is not None:
+                sink({"workload": workload, "optimizer": optimizer, "who": who, "round": r, "ns": ns,
+                      "threads": threads, "loadavg": os.getloadavg()[0]})
+
+        for r in range(rounds):
+            for f, d in drivers.items():
+                put(f"ours:{f}", r, d.rep("step"))
+                put(f"floor:{f}", r, d.rep("floor-bytes"))
+                if FORMATS[f] == ("f32", "f32", "f32"):
+                    put("floor-crate:f32", r, d.rep("floor-crate"))
+            for key, c in contenders.items():
+                if key in slow and r not in slow_set:
+                    put(key, r, None)
+                    continue
+                put(key, r, c.rep())
+            print(f"  round {r + 1}/{rounds} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+    finally:
+        for d in drivers.values():
+            d.close()
+        setups = {f: d.setup for f, d in drivers.items()}
+        cstate = {k: c.state_bytes for k, c in contenders.items()}
+        contenders.clear()
+        gc.collect()
+    base = samples.get("torch_f32")
+    rows = []
+    for f in formats:
+        ours, floor = samples[f"ours:{f}"], samples[f"floor:{f}"]
+        row = {
+            "format": f,
+            "formats": FORMATS[f],
+            "formula": FORMAT_OPTIMIZERS[optimizer][3],
+            "ours": median_of(ours),
+            "floor": median_of(floor),
+            "over_floor": paired(ours, floor),
+            "vs_torch_f32": paired(ours, base) if base else None,
+            "vs_torch_bf16": paired(ours, samples["torch_bf16"]) if "torch_bf16" in samples else None,
+            "torchao_over_ours": paired(samples["torchao"], ours) if "torchao" in samples else None,
+            "bnb_over_ours": paired(samples["bnb"], ours) if "bnb" in samples else None,
+            "state_bytes_per_param": setups[f]["state_bytes"] / elements,
+            "state_formats": setups[f]["state_formats"],
+            "backend": setups[f]["backend"],
+        }
+        if f"floor-crate:{f}" in samples:
+            row["floor_crate"] = median_of(samples[f"floor-crate:{f}"])
+            row["bytes_over_crate"] = paired(floor, samples[f"floor-crate:{f}"])
+        rows.append(row)
+    others = []
+    for key in labels:
+        others.append({
+            "key": key,
+            "label": labels[key],
+            "median": median_of(samples[key]),
+            "vs_torch_f32": paired(samples[key], base) if base else None,
+            "runs": sum(x is not None for x in samples[key]),
+            "state_bytes_per_param": cstate[key] / elements,
+            "first_step_s": first_step[key],
+        })
+    return {
+        "workload": workload,
+        "optimizer": optimizer,
+        "threads": threads,
+        "elements": elements,
+        "tensors": len(sizes),
+        "rows": rows,
+        "contenders": others,
+        "samples": samples,
+    }
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """The summary records of formats-mode results (from `measure_formats`, at any thread
+    count): one per workload × optimizer × format. Times in seconds per step (medians);
+    `vs_torch_fused_f32` = ours ÷ torch fused f32 at the same thread count and `vs_floor` =
+    ours ÷ the format's floor, each the median of the per-round ratios."""
+    out = []
+    for res in results:
+        base = next((c for c in res["contenders"] if c["key"] == "torch_f32"), None)
+        for row in res["rows"]:
+            out.append({
+                "workload": res["workload"],
+                "optimizer": res["optimizer"],
+                "format": row["format"],
+                "threads": res["threads"],
+                "ours_s": row["ours"] / 1e9,
+                "floor_s": row["floor"] / 1e9,
+                "torch_fused_f32_s": base["median"] / 1e9 if base and base["median"] else None,
+                "vs_torch_fused_f32": row["vs_torch_f32"],
+                "vs_floor": row["over_floor"],
+                "state_bytes_per_param": row["state_bytes_per_param"],
+            })
+    return out
+
+
+def legacy_summary(results: list[tuple[str, str, dict]], threads: int) -> list[dict]:
+    """Summary records of the default (all-f32) mode, in `summary_rows`' shape; `floor_s` is the
+    crate's `memory_floor` there, and the torch fields are None where torch has no fused kernel."""
+    out = []
+    for workload, optimizer, m in results:
+        fused = m.get("fused")
+        out.append({
+            "workload": workload,
+            "optimizer": optimizer,
+            "format": "f32",
+            "threads": threads,
+            "ours_s": m["ours"] / 1e9,
+            "floor_s": m["floor"] / 1e9,
+            "torch_fused_f32_s": fused / 1e9 if fused is not None else None,
+            "vs_torch_fused_f32": m.get("vs_fused"),
+            "vs_floor": m["over_floor"],
+            "state_bytes_per_param": 4.0 * m["planes"],
+        })
+    return out
+
+
+def write_summary(path: Path, results: list[dict]) -> None:
+    path.write_text(json.dumps(summary_rows(results), indent=1) + "\n")
+
+
+def ratio(x: float | None, digits: str = ".3g", suffix: str = "×") -> str:
+    return "–" if x is None else f"{x:{digits}}{suffix}"
+
+
+def formats_tables(results: list[dict]) -> str:
+    rows = [
+        "| workload | format | params / grads / state | formula | state B/param | ours | floor "
+        "| ours ÷ floor | ours ÷ torch fused f32 | ours ÷ torch fused bf16 | torchao 8-bit ÷ ours "
+        "| bnb 8-bit ÷ ours |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for res in results:
+        for r in res["rows"]:
+            rows.append(
+                "| {} | {} | {} | {} | {:.3f} | {} | {} | {} | {} | {} | {} | {} |".format(
+                    LABELS[res["workload"]],
+                    r["format"],
+                    " / ".join(r["formats"]),
+                    f"{r['formula']} ({res['optimizer']})",
+                    r["state_bytes_per_param"],
+                    fmt_time(r["ours"]),
+                    fmt_time(r["floor"]),
+                    ratio(r["over_floor"], ".2f", ""),
+                    ratio(r["vs_torch_f32"], ".3f", ""),
+                    ratio(r["vs_torch_bf16"], ".3f", ""),
+                    ratio(r["torchao_over_ours"]),
+                    ratio(r["bnb_over_ours"]),
+                )
+            )
+    rows += [
+        "",
+        "| workload | contender | time per step | ÷ torch fused f32 | rounds run | state B/param | first step |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for res in results:
+        for c in res["contenders"]:
+            rows.append(
+                "| {} | {} | {} | {} | {} | {:.3f} | {:.3g} s |".format(
+                    LABELS[res["workload"]],
+                    c["label"],
+                    fmt_time(c["median"]),
+                    ratio(c["vs_torch_f32"], ".3f", ""),
+                    c["runs"],
+                    c["state_bytes_per_param"],
+                    c["first_step_s"],
+                )
+            )
+    checks = [(res, r) for res in results for r in res["rows"] if "floor_crate" in r]
+    if checks:
+        rows += [
+            "",
+            "| workload | f32 byte floor (driver) | crate `memory_floor` | byte ÷ crate |",
+            "|---|--:|--:|--:|",
+        ]
+        for res, r in checks:
+            rows.append(
+                "| {} | {} | {} | {} |".format(
+                    LABELS[res["workload"]],
+                    fmt_time(r["floor"]),
+                    fmt_time(r["floor_crate"]),
+                    ratio(r["bytes_over_crate"], ".3f", ""),
+                )
+            )
+    return "\n".join(rows)
 
 
 def fmt_time(ns: float | None) -> str:
@@ -253,7 +624,9 @@ def fmt_time(ns: float | None) -> str:
         return f"{ns:.0f} ns"
     if ns < 1e6:
         return f"{ns / 1e3:.3g} µs"
-    return f"{ns / 1e6:.3g} ms"
+    if ns < 1e9:
+        return f"{ns / 1e6:.3g} ms"
+    return f"{ns / 1e9:.3g} s"
 
 
 def floor_makes_sense(workload: str) -> bool:
@@ -304,7 +677,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fast smoke run")
     ap.add_argument("--workloads", help="comma-separated, from: " + ",".join(WORKLOADS))
-    ap.add_argument("--optimizers", help="comma-separated, from: " + ",".join(OPTIMIZERS))
+    ap.add_argument(
+        "--optimizers",
+        help="comma-separated, from: " + ",".join(OPTIMIZERS)
+        + "; with --formats: " + ",".join(FORMAT_OPTIMIZERS),
+    )
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 11, quick 2)")
     ap.add_argument("--target-ms", type=float, help="one repetition (default 30, quick 5)")
     ap.add_argument("--json", type=Path, help="write every sample to this file (JSON lines)")
@@ -316,26 +693,47 @@ def main() -> None:
         help="start our buffers at this many bytes (torch's are 64-byte aligned); default: "
         "wherever the allocator puts them",
     )
+    ap.add_argument(
+        "--formats",
+        help="storage formats mode, comma-separated, from: " + ",".join(FORMATS)
+        + " (workloads default to 16Mi,resnet18, optimizers to adamw)",
+    )
+    ap.add_argument(
+        "--slow-rounds",
+        type=int,
+        default=5,
+        help="with --formats: rounds in which torchao/bitsandbytes run (default 5)",
+    )
+    ap.add_argument("--no-lowbit", action="store_true", help="with --formats: skip torchao and bitsandbytes")
+    ap.add_argument("--summary", type=Path, help="write the summary records (JSON list) to this file")
     a = ap.parse_args()
     check_workloads()
 
-    workloads = a.workloads.split(",") if a.workloads else (
+    formats = a.formats.split(",") if a.formats else None
+    if formats:
+        for f in formats:
+            if f not in FORMATS:
+                ap.error(f"unknown format {f!r}")
+    default_workloads = ["16Mi", "resnet18"] if formats else (
         QUICK_WORKLOADS if a.quick else list(WORKLOADS))
-    optimizers = a.optimizers.split(",") if a.optimizers else (
+    workloads = a.workloads.split(",") if a.workloads else default_workloads
+    default_optimizers = ["adamw"] if formats else (
         QUICK_OPTIMIZERS if a.quick else list(OPTIMIZERS))
+    optimizers = a.optimizers.split(",") if a.optimizers else default_optimizers
     for w in workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w!r}")
     for o in optimizers:
-        if o not in OPTIMIZERS:
-            ap.error(f"unknown optimizer {o!r}")
+        if o not in (FORMAT_OPTIMIZERS if formats else OPTIMIZERS):
+            ap.error(f"unknown optimizer {o!r}" + (" for --formats" if formats else ""))
     rounds = a.rounds or (2 if a.quick else 11)
     target_ms = a.target_ms or (5.0 if a.quick else 30.0)
+    threads = 1
 
     exe = driver_path_cached() if a.no_build else build_driver()
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -348,6 +746,54 @@ def main() -> None:
             sink_file.write(json.dumps(obj) + "\n")
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+    flags = os.environ.get("RUSTFLAGS")
+    build = f"RUSTFLAGS={flags!r}" if flags else "default build"
+
+    if formats:
+        fresults = []
+        for w in workloads:
+            for o in optimizers:
+                print(f"{w} {o}: starting {len(formats)} drivers", file=sys.stderr, flush=True)
+                res = measure_formats(
+                    torch, exe, w, o, formats, rounds, a.slow_rounds, target_ms, a.align,
+                    not a.no_lowbit, threads, sink,
+                )
+                fresults.append(res)
+                for r in res["rows"]:
+                    print(
+                        f"{w:>9} {o:<13} {r['format']:<11} ours {fmt_time(r['ours']):>10}  "
+                        f"floor {fmt_time(r['floor']):>10}  ÷torch-f32 {ratio(r['vs_torch_f32'], '.3f', '')}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        if sink_file:
+            sink_file.close()
+        if a.summary:
+            write_summary(a.summary, fresults)
+        backend = fresults[0]["rows"][0]["backend"] if fresults else "?"
+        load_after = os.getloadavg()
+        print(
+            f"Median time per optimizer step, {rounds} interleaved rounds of ~{target_ms:g} ms each "
+            f"(torchao/bitsandbytes in {len(slow_round_set(rounds, a.slow_rounds))} of them); "
+            f"{cpu_model()}; {threads} thread; ours on `{backend}` ({build}), torch "
+            f"{torch.__version__}; {started:%Y-%m-%d}; load average {load_before[0]:.1f} before, "
+            f"{load_after[0]:.1f} after.\n"
+        )
+        print(formats_tables(fresults))
+        print(
+            "\nTimes are medians over the rounds; ratios are medians of the per-round ratios "
+            "(measured in the same round). `floor`: the format's byte floor (the driver reads every "
+            "byte of parameters, gradients and state, codes and scales included, and writes "
+            "parameters and state, with no arithmetic). State bytes per parameter count values, "
+            "codes and block scales (not step counters or code tables); block formats go to "
+            "tensors of at least 4096 values that fill whole blocks, as torchao does, the others "
+            "keep their state in the parameters' dtype. Formula `torch`: torch.optim's AdamW "
+            "(the crate's `Adam::adamw()`, whatever the storage); `torchao`: the crate's "
+            "`TorchaoAdam` (torchao's order of operations, f32 scalars)."
+        )
+        return
+
     results = []
     backend = "?"
     for w in workloads:
@@ -363,9 +809,9 @@ def main() -> None:
             )
     if sink_file:
         sink_file.close()
+    if a.summary:
+        a.summary.write_text(json.dumps(legacy_summary(results, threads), indent=1) + "\n")
 
-    flags = os.environ.get("RUSTFLAGS")
-    build = f"RUSTFLAGS={flags!r}" if flags else "default build"
     print(
         f"Median time per optimizer step, {rounds} interleaved rounds of ~{target_ms:g} ms each; "
         f"{cpu_model()}; one thread; ours on `{backend}` ({build}), "

@@ -7,9 +7,15 @@
 //! ```
 //!
 //! Benchmark ids are `optimizer/backend/size` and `floor-Nplanes/backend/size`, reported in
-//! elements per second. The floor (`fused_optim::__private::memory_floor`) streams exactly the
-//! bytes an optimizer with `N` state planes moves, through the same driver, with no arithmetic;
-//! an optimizer near its floor is limited by memory, not by arithmetic.
+//! elements per second. Storage formats: `adamw-FORMAT/backend/64Ki`, AdamW (torch's formula)
+//! over 64 Ki elements through `apply_piece`, with `FORMAT` one of `bf16` (bf16 parameters,
+//! gradients and state), `bf16-state`, `int8-state`, `int4-state`, `fp8-state` (f32 parameters
+//! and gradients) and `bf16-int8` (bf16 parameters and gradients, 8-bit state):
+//! `cargo bench --bench step -- 'adamw-'`.
+//!
+//! The floor (`fused_optim::__private::memory_floor`) streams exactly the bytes an optimizer with
+//! `N` state planes moves, through the same driver, with no arithmetic; an optimizer near its
+//! floor is limited by memory, not by arithmetic.
 //!
 //! Before a kernel is timed, one step on its backend is checked against the scalar reference
 //! bit for bit (parameters and state), and the floor is checked to have moved the data it
@@ -33,7 +39,8 @@ use criterion::{
 };
 use fused_optim::__private::memory_floor;
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Sgd, State, StateFormat, StepPlan, bf16,
 };
 
 /// Tensor sizes: from one small layer to a large embedding.
@@ -237,6 +244,142 @@ fn floors(c: &mut Criterion) {
     }
 }
 
+/// Parameters or gradients in one of the benchmarked dtypes.
+#[derive(Clone, Debug)]
+enum Values {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+}
+
+impl Values {
+    fn new(bf16: bool, v: Vec<f32>) -> Self {
+        if bf16 {
+            Values::Bf16(v.into_iter().map(bf16::from_f32).collect())
+        } else {
+            Values::F32(v)
+        }
+    }
+    fn params(&mut self) -> Params<'_> {
+        match self {
+            Values::F32(v) => Params::F32(v),
+            Values::Bf16(v) => Params::Bf16(v),
+        }
+    }
+    fn grads(&self) -> Grads<'_> {
+        match self {
+            Values::F32(v) => Grads::F32(v),
+            Values::Bf16(v) => Grads::Bf16(v),
+        }
+    }
+    /// The bits of every value, to compare backends.
+    fn bits(&self) -> Vec<u32> {
+        match self {
+            Values::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+            Values::Bf16(v) => v.iter().map(|x| u32::from(x.to_bits())).collect(),
+        }
+    }
+}
+
+/// A tensor's state in one of the benchmarked formats.
+#[derive(Clone, Debug)]
+enum FormatState {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    Block(StateFormat, Vec<u8>, Vec<f32>),
+}
+
+impl FormatState {
+    fn new(format: StateFormat, planes: usize, n: usize) -> Self {
+        let l = format.layout(planes, n);
+        match format {
+            StateFormat::F32 => FormatState::F32(vec![0.0; l.values]),
+            StateFormat::Bf16 => FormatState::Bf16(vec![bf16::ZERO; l.values]),
+            _ => FormatState::Block(format, vec![0; l.codes], vec![0.0; l.scales]),
+        }
+    }
+    fn view(&mut self) -> State<'_> {
+        match self {
+            FormatState::F32(v) => State::F32(v),
+            FormatState::Bf16(v) => State::Bf16(v),
+            FormatState::Block(StateFormat::Int8, codes, scales) => State::Int8 { codes, scales },
+            FormatState::Block(StateFormat::Int4, codes, scales) => State::Int4 { codes, scales },
+            FormatState::Block(StateFormat::Fp8, codes, scales) => State::Fp8 { codes, scales },
+            FormatState::Block(other, ..) => panic!("not benchmarked: {other:?}"),
+        }
+    }
+    /// The bits of every value, code and scale, to compare backends.
+    fn bits(&self) -> Vec<u32> {
+        match self {
+            FormatState::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+            FormatState::Bf16(v) => v.iter().map(|x| u32::from(x.to_bits())).collect(),
+            FormatState::Block(_, codes, scales) => codes
+                .iter()
+                .map(|&c| u32::from(c))
+                .chain(scales.iter().map(|x| x.to_bits()))
+                .collect(),
+        }
+    }
+}
+
+/// AdamW (torch's formula) at 64 Ki elements in every storage format benchmarked, on every
+/// available backend, each checked against the scalar reference bit for bit (parameters, state
+/// values, codes and scales) before it is timed.
+fn formats(c: &mut Criterion) {
+    // (name, bf16 parameters and gradients, state format)
+    const FORMATS: [(&str, bool, StateFormat); 6] = [
+        ("bf16", true, StateFormat::Bf16),
+        ("bf16-state", false, StateFormat::Bf16),
+        ("int8-state", false, StateFormat::Int8),
+        ("int4-state", false, StateFormat::Int4),
+        ("fp8-state", false, StateFormat::Fp8),
+        ("bf16-int8", true, StateFormat::Int8),
+    ];
+    let (n, label) = (64 << 10, "64Ki");
+    let opt = Adam::adamw();
+    let planes = opt.state_len(1);
+    for (name, half, format) in FORMATS {
+        let mut group = c.benchmark_group(format!("adamw-{name}"));
+        configure_size(&mut group, n);
+        let mut rng = Rng(n as u64 ^ 0xf0f0);
+        let mut p0 = Values::new(half, (0..n).map(|_| rng.signed()).collect());
+        let g = Values::new(half, (0..n).map(|_| rng.grad()).collect());
+        let mut s0 = FormatState::new(format, planes, n);
+        // A few steps so the state is not all zeros.
+        for t in 1..=3 {
+            opt.plan(t)
+                .expect("valid hyperparameters")
+                .apply_piece(Backend::Scalar, 0, p0.params(), g.grads(), s0.view())
+                .expect("buffers fit");
+        }
+        let plan = opt.plan(STEP).expect("valid hyperparameters");
+        let (mut p_ref, mut s_ref) = (p0.clone(), s0.clone());
+        plan.apply_piece(Backend::Scalar, 0, p_ref.params(), g.grads(), s_ref.view())
+            .expect("buffers fit");
+        for backend in backends(n) {
+            let (mut p, mut s) = (p0.clone(), s0.clone());
+            plan.apply_piece(backend, 0, p.params(), g.grads(), s.view())
+                .expect("buffers fit");
+            assert!(
+                p.bits() == p_ref.bits() && s.bits() == s_ref.bits(),
+                "adamw-{name} on {backend} differs from the scalar reference"
+            );
+            group.bench_with_input(BenchmarkId::new(backend.name(), label), &n, |b, _| {
+                b.iter(|| {
+                    plan.apply_piece(
+                        backend,
+                        0,
+                        black_box(&mut p).params(),
+                        black_box(&g).grads(),
+                        black_box(&mut s).view(),
+                    )
+                    .expect("buffers fit");
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
 fn plan_cost<O: Optimizer, M: criterion::measurement::Measurement>(
     group: &mut criterion::BenchmarkGroup<'_, M>,
     name: &str,
@@ -262,6 +405,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = optimizers, floors, plans
+    targets = optimizers, formats, floors, plans
 }
 criterion_main!(benches);
