@@ -20,7 +20,7 @@ use core::ops::Range;
 pub use half::{bf16, f16};
 
 use crate::dispatch::{LaneJob, with_backend};
-use crate::kernel::{Kernel, drive};
+use crate::kernel::{Elem, Kernel, drive};
 use crate::lane::Lane;
 use crate::{Backend, Error};
 use codes::{
@@ -631,6 +631,17 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
             grads,
             mut planes,
         } = self;
+        // Plain f32 or bf16 parameters with gradients of the same dtype go to the kernel
+        // directly (converted in registers); only the state is staged.
+        match (&mut params, grads) {
+            (Params::F32(p), Grads::F32(g)) => {
+                return direct_tiles::<L, K, S, _, _>(k, p, g, &mut planes);
+            }
+            (Params::Bf16(p), Grads::Bf16(g)) => {
+                return direct_tiles::<L, K, S, _, _>(k, p, g, &mut planes);
+            }
+            _ => {}
+        }
         let n = params.len();
         // Cache-line aligned, so the kernel's vector loop covers whole tiles with no scalar
         // head (the driver aligns to the parameters' address).
@@ -667,6 +678,46 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
             }
             start += len;
         }
+    }
+}
+
+/// The staged loop for parameters and gradients that the kernel reads and writes in place
+/// (`f32`, or bf16 rounded to nearest even): only the state planes go through tiles.
+#[inline(always)]
+fn direct_tiles<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem>(
+    k: &K,
+    p: &mut [P],
+    g: &[G],
+    planes: &mut [Plane<'_>; S],
+) {
+    let n = p.len().min(g.len());
+    let mut sbuf = [const { Tile([0.0; TILE]) }; S];
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(TILE);
+        let r = start..start + len;
+        let (Some(pt), Some(gt)) = (p.get_mut(r.clone()), g.get(r.clone())) else {
+            return;
+        };
+        for ((plane, buf), signed) in planes.iter().zip(sbuf.iter_mut()).zip(K::SIGNED) {
+            if let Some(b) = buf.0.get_mut(..len) {
+                load_plane(plane, r.clone(), b, signed);
+            }
+        }
+        {
+            let mut rows = sbuf.iter_mut();
+            let st: [&mut [f32]; S] = core::array::from_fn(|_| match rows.next() {
+                Some(row) => row.0.get_mut(..len).unwrap_or_default(),
+                None => <&mut [f32]>::default(),
+            });
+            drive::<L, K, S, P, G, f32>(k, pt, gt, st);
+        }
+        for ((plane, buf), signed) in planes.iter_mut().zip(sbuf.iter()).zip(K::SIGNED) {
+            if let Some(b) = buf.0.get(..len) {
+                store_plane::<L>(plane, r.clone(), b, signed);
+            }
+        }
+        start += len;
     }
 }
 
@@ -823,9 +874,11 @@ fn dequantize8(table: &[f32; 256], codes: &[u8], scale: f32, out: &mut [f32]) {
 )]
 fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
     let mut c = [0u8; 256];
-    for (pair, b) in c.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = b >> 4;
-        pair[1] = b & 15;
+    // Fixed-size pairs: no chunk length to divide by and no index to check, even where the
+    // iterator code is not inlined (opt-level "z").
+    let (pairs, _) = c.as_chunks_mut::<2>();
+    for ([hi, lo], b) in pairs.iter_mut().zip(bytes) {
+        (*hi, *lo) = (b >> 4, b & 15);
     }
     for (o, c) in out.iter_mut().zip(c) {
         *o = table[usize::from(c & 15)] * scale;
