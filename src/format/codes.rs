@@ -355,7 +355,14 @@ pub(crate) fn quantize4<L: Lane>(signed: bool, x: &[f32], scale: f32, out: &mut 
     // Four vectors at a time: four independent select/add chains instead of one, so the loop
     // runs at the vector units' throughput rather than at one chain's latency.
     let width = 4 * L::LANES;
-    for (ys, cs) in y.chunks_exact(width).zip(count.chunks_exact_mut(width)) {
+    // Sub-slices by `get` rather than zipped `chunks_exact`: an out-of-line `Zip::new` divides
+    // by the chunk length, a panic path at opt-level "z".
+    let mut start = 0usize;
+    while let (Some(ys), Some(cs)) = (
+        y.get(start..start.wrapping_add(width)),
+        count.get_mut(start..start.wrapping_add(width)),
+    ) {
+        start = start.wrapping_add(width);
         let load = |k: usize| L::load(ys.get(k * L::LANES..).unwrap_or_default());
         let v = [load(0), load(1), load(2), load(3)];
         let one = L::splat(1.0);

@@ -56,7 +56,11 @@ pub(crate) fn random_u16s(seed: u64, step: u64, first: u64, out: &mut [u16]) {
         let take = (PER_BLOCK - from).min(rest.len());
         let (head, tail) = core::mem::take(&mut rest).split_at_mut(take);
         if let Some(src) = words.get(from..from + take) {
-            head.copy_from_slice(src);
+            // Element by element: `copy_from_slice` keeps a length-mismatch panic where it is
+            // not inlined (opt-level "z").
+            for (h, s) in head.iter_mut().zip(src) {
+                *h = *s;
+            }
         }
         rest = tail;
         index = index.wrapping_add(take as u64);
