@@ -18,14 +18,15 @@
 use fused_optim::amp::{StepOutcome, step_if_finite_on, unscale_and_check_on};
 use fused_optim::clip::{NORM_BLOCK, NormType, clip_grad_norm_on, clip_grad_value_on};
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
 /// Every target, by name, for the corpus replay.
 /// A fuzz target: decodes and checks one input.
 pub type Target = fn(&[u8]);
 
-pub const TARGETS: [(&str, Target); 11] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("sgd", sgd),
     ("adam", adam),
     ("adagrad", adagrad),
@@ -37,6 +38,7 @@ pub const TARGETS: [(&str, Target); 11] = [
     ("lion", lion),
     ("clip", clip),
     ("unscale", unscale),
+    ("formats", formats),
 ];
 
 /// Reads the fuzzer's bytes; past the end it continues with a fixed pseudo-random stream, so
@@ -530,6 +532,651 @@ pub fn unscale(data: &[u8]) {
                 .map(|x| if inv == 1.0 { *x } else { x * inv })
                 .collect();
             assert_same(&format!("unscale {backend} inv {inv}"), a, &want);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage formats
+
+/// Parameters in one of the storage formats (owned).
+#[derive(Clone, Debug)]
+enum FmtParams {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
+    Sr(Vec<bf16>, u64),
+    Kahan(Vec<bf16>, Vec<bf16>),
+}
+
+#[derive(Clone, Debug)]
+enum FmtGrads {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
+}
+
+/// State in one of the formats (owned): values, or codes and scales.
+#[derive(Clone, Debug)]
+enum FmtState {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+    F16(Vec<f16>),
+    Block(StateFormat, Vec<u8>, Vec<f32>),
+}
+
+const STATE_FORMATS: [StateFormat; 6] = [
+    StateFormat::F32,
+    StateFormat::Bf16,
+    StateFormat::F16,
+    StateFormat::Int8,
+    StateFormat::Int4,
+    StateFormat::Fp8,
+];
+
+impl Input<'_> {
+    /// `n` bf16 values: the decoded floats rounded, or raw bit patterns.
+    fn bf16s(&mut self, n: usize) -> Vec<bf16> {
+        if self.bool() {
+            self.floats(n).into_iter().map(bf16::from_f32).collect()
+        } else {
+            (0..n).map(|_| bf16::from_bits(self.u16())).collect()
+        }
+    }
+
+    fn f16s(&mut self, n: usize) -> Vec<f16> {
+        if self.bool() {
+            self.floats(n).into_iter().map(f16::from_f32).collect()
+        } else {
+            (0..n).map(|_| f16::from_bits(self.u16())).collect()
+        }
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | (u64::from(self.u32()) << 32)
+    }
+}
+
+/// Bits with NaN canonical (`class`), or exact; fp8 NaN codes (`0x7f`, `0xff`) are one class.
+fn bits16(v: impl Iterator<Item = (u16, bool)>, class: bool, nan: u16) -> Vec<u32> {
+    v.map(|(b, is_nan)| u32::from(if class && is_nan { nan } else { b }))
+        .collect()
+}
+
+fn bits32(v: &[f32], class: bool) -> Vec<u32> {
+    v.iter()
+        .map(|x| {
+            if class && x.is_nan() {
+                0x7fc0_0000
+            } else {
+                x.to_bits()
+            }
+        })
+        .collect()
+}
+
+fn bf16_bits(v: &[bf16], class: bool) -> Vec<u32> {
+    bits16(v.iter().map(|x| (x.to_bits(), x.is_nan())), class, 0x7fc0)
+}
+
+fn f16_bits(v: &[f16], class: bool) -> Vec<u32> {
+    bits16(v.iter().map(|x| (x.to_bits(), x.is_nan())), class, 0x7e00)
+}
+
+impl FmtParams {
+    fn decode(u: &mut Input<'_>, n: usize) -> Self {
+        match u.byte() % 5 {
+            0 => FmtParams::F32(u.floats(n)),
+            1 => FmtParams::Bf16(u.bf16s(n)),
+            2 => FmtParams::F16(u.f16s(n)),
+            3 => FmtParams::Sr(u.bf16s(n), u.u64()),
+            _ => FmtParams::Kahan(u.bf16s(n), u.bf16s(n)),
+        }
+    }
+
+    fn params(&mut self) -> Params<'_> {
+        match self {
+            FmtParams::F32(p) => Params::F32(p),
+            FmtParams::Bf16(p) => Params::Bf16(p),
+            FmtParams::F16(p) => Params::F16(p),
+            FmtParams::Sr(p, seed) => Params::Bf16Stochastic {
+                params: p,
+                seed: *seed,
+            },
+            FmtParams::Kahan(p, c) => Params::Bf16Kahan {
+                params: p,
+                compensation: c,
+            },
+        }
+    }
+
+    fn slice(&self, a: usize, b: usize) -> Self {
+        match self {
+            FmtParams::F32(p) => FmtParams::F32(p[a..b].to_vec()),
+            FmtParams::Bf16(p) => FmtParams::Bf16(p[a..b].to_vec()),
+            FmtParams::F16(p) => FmtParams::F16(p[a..b].to_vec()),
+            FmtParams::Sr(p, s) => FmtParams::Sr(p[a..b].to_vec(), *s),
+            FmtParams::Kahan(p, c) => FmtParams::Kahan(p[a..b].to_vec(), c[a..b].to_vec()),
+        }
+    }
+
+    fn put(&mut self, a: usize, piece: &Self) {
+        match (self, piece) {
+            (FmtParams::F32(d), FmtParams::F32(s)) => d[a..a + s.len()].copy_from_slice(s),
+            (FmtParams::Bf16(d), FmtParams::Bf16(s))
+            | (FmtParams::Sr(d, _), FmtParams::Sr(s, _)) => {
+                d[a..a + s.len()].copy_from_slice(s);
+            }
+            (FmtParams::F16(d), FmtParams::F16(s)) => d[a..a + s.len()].copy_from_slice(s),
+            (FmtParams::Kahan(d, dc), FmtParams::Kahan(s, sc)) => {
+                d[a..a + s.len()].copy_from_slice(s);
+                dc[a..a + sc.len()].copy_from_slice(sc);
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn bits(&self, class: bool) -> Vec<Vec<u32>> {
+        match self {
+            FmtParams::F32(p) => vec![bits32(p, class)],
+            FmtParams::Bf16(p) | FmtParams::Sr(p, _) => vec![bf16_bits(p, class)],
+            FmtParams::F16(p) => vec![f16_bits(p, class)],
+            FmtParams::Kahan(p, c) => vec![bf16_bits(p, class), bf16_bits(c, class)],
+        }
+    }
+}
+
+impl FmtGrads {
+    fn decode(u: &mut Input<'_>, kind: u8, n: usize) -> Self {
+        match kind % 3 {
+            0 => FmtGrads::F32(u.floats(n)),
+            1 => FmtGrads::Bf16(u.bf16s(n)),
+            _ => FmtGrads::F16(u.f16s(n)),
+        }
+    }
+
+    fn grads(&self) -> Grads<'_> {
+        match self {
+            FmtGrads::F32(g) => Grads::F32(g),
+            FmtGrads::Bf16(g) => Grads::Bf16(g),
+            FmtGrads::F16(g) => Grads::F16(g),
+        }
+    }
+
+    fn slice(&self, a: usize, b: usize) -> Self {
+        match self {
+            FmtGrads::F32(g) => FmtGrads::F32(g[a..b].to_vec()),
+            FmtGrads::Bf16(g) => FmtGrads::Bf16(g[a..b].to_vec()),
+            FmtGrads::F16(g) => FmtGrads::F16(g[a..b].to_vec()),
+        }
+    }
+
+    fn resized(&self, len: usize) -> Self {
+        match self {
+            FmtGrads::F32(g) => FmtGrads::F32(resized(g, len, 1.0)),
+            FmtGrads::Bf16(g) => FmtGrads::Bf16(resized(g, len, bf16::ONE)),
+            FmtGrads::F16(g) => FmtGrads::F16(resized(g, len, f16::ONE)),
+        }
+    }
+}
+
+fn resized<T: Copy>(v: &[T], len: usize, fill: T) -> Vec<T> {
+    let mut out: Vec<T> = v.iter().copied().take(len).collect();
+    out.resize(len, fill);
+    out
+}
+
+/// Per plane `j` of the piece `[a, b)` of `n` values: its range of values (or code bytes) and of
+/// scales in the whole tensor's buffers (planes stored one after another).
+fn plane_ranges(
+    format: StateFormat,
+    planes: usize,
+    n: usize,
+    a: usize,
+    b: usize,
+) -> Vec<(core::ops::Range<usize>, core::ops::Range<usize>)> {
+    let one = format.layout(1, n);
+    let block = format.block();
+    (0..planes)
+        .map(|j| {
+            let scales = j * one.scales + a / block..j * one.scales + b.div_ceil(block);
+            match format {
+                StateFormat::Int4 => (j * one.codes + a / 2..j * one.codes + b.div_ceil(2), scales),
+                StateFormat::Int8 | StateFormat::Fp8 => {
+                    (j * one.codes + a..j * one.codes + b, scales)
+                }
+                _ => (j * n + a..j * n + b, 0..0),
+            }
+        })
+        .collect()
+}
+
+impl FmtState {
+    fn zeroed(format: StateFormat, planes: usize, n: usize) -> Self {
+        let l = format.layout(planes, n);
+        match format {
+            StateFormat::F32 => FmtState::F32(vec![0.0; l.values]),
+            StateFormat::Bf16 => FmtState::Bf16(vec![bf16::ZERO; l.values]),
+            StateFormat::F16 => FmtState::F16(vec![f16::ZERO; l.values]),
+            _ => FmtState::Block(format, vec![0; l.codes], vec![0.0; l.scales]),
+        }
+    }
+
+    fn decode(u: &mut Input<'_>, format: StateFormat, planes: usize, n: usize) -> Self {
+        let l = format.layout(planes, n);
+        match format {
+            StateFormat::F32 => FmtState::F32(u.floats(l.values)),
+            StateFormat::Bf16 => FmtState::Bf16(u.bf16s(l.values)),
+            StateFormat::F16 => FmtState::F16(u.f16s(l.values)),
+            _ => {
+                let codes = (0..l.codes).map(|_| u.byte()).collect();
+                // Scales: decoded floats (special values included), or plausible absmaxes.
+                let scales = if u.bool() {
+                    u.floats(l.scales)
+                } else {
+                    (0..l.scales)
+                        .map(|_| f32::from(u.u16()) * 1e-3 + 1e-12)
+                        .collect()
+                };
+                FmtState::Block(format, codes, scales)
+            }
+        }
+    }
+
+    fn state(&mut self) -> State<'_> {
+        match self {
+            FmtState::F32(v) => State::F32(v),
+            FmtState::Bf16(v) => State::Bf16(v),
+            FmtState::F16(v) => State::F16(v),
+            FmtState::Block(StateFormat::Int8, codes, scales) => State::Int8 { codes, scales },
+            FmtState::Block(StateFormat::Int4, codes, scales) => State::Int4 { codes, scales },
+            FmtState::Block(_, codes, scales) => State::Fp8 { codes, scales },
+        }
+    }
+
+    fn format(&self) -> StateFormat {
+        match self {
+            FmtState::F32(_) => StateFormat::F32,
+            FmtState::Bf16(_) => StateFormat::Bf16,
+            FmtState::F16(_) => StateFormat::F16,
+            FmtState::Block(f, ..) => *f,
+        }
+    }
+
+    fn piece(&self, planes: usize, n: usize, a: usize, b: usize) -> Self {
+        let r = plane_ranges(self.format(), planes, n, a, b);
+        fn gather<T: Copy>(v: &[T], rs: impl Iterator<Item = core::ops::Range<usize>>) -> Vec<T> {
+            rs.flat_map(|r| v[r].to_vec()).collect()
+        }
+        let values = || r.iter().map(|x| x.0.clone());
+        match self {
+            FmtState::F32(v) => FmtState::F32(gather(v, values())),
+            FmtState::Bf16(v) => FmtState::Bf16(gather(v, values())),
+            FmtState::F16(v) => FmtState::F16(gather(v, values())),
+            FmtState::Block(f, c, s) => FmtState::Block(
+                *f,
+                gather(c, values()),
+                gather(s, r.iter().map(|x| x.1.clone())),
+            ),
+        }
+    }
+
+    fn put_piece(&mut self, planes: usize, n: usize, a: usize, b: usize, piece: &Self) {
+        let r = plane_ranges(self.format(), planes, n, a, b);
+        fn scatter<T: Copy>(
+            v: &mut [T],
+            rs: impl Iterator<Item = core::ops::Range<usize>>,
+            src: &[T],
+        ) {
+            let mut at = 0;
+            for r in rs {
+                let len = r.len();
+                v[r].copy_from_slice(&src[at..at + len]);
+                at += len;
+            }
+        }
+        let values = || r.iter().map(|x| x.0.clone());
+        match (self, piece) {
+            (FmtState::F32(d), FmtState::F32(s)) => scatter(d, values(), s),
+            (FmtState::Bf16(d), FmtState::Bf16(s)) => scatter(d, values(), s),
+            (FmtState::F16(d), FmtState::F16(s)) => scatter(d, values(), s),
+            (FmtState::Block(_, dc, ds), FmtState::Block(_, sc, ss)) => {
+                scatter(dc, values(), sc);
+                scatter(ds, r.iter().map(|x| x.1.clone()), ss);
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn bits(&self, class: bool) -> Vec<Vec<u32>> {
+        match self {
+            FmtState::F32(v) => vec![bits32(v, class)],
+            FmtState::Bf16(v) => vec![bf16_bits(v, class)],
+            FmtState::F16(v) => vec![f16_bits(v, class)],
+            FmtState::Block(f, c, s) => {
+                let fp8 = *f == StateFormat::Fp8;
+                let codes = c
+                    .iter()
+                    .map(|&x| {
+                        u32::from(if class && fp8 && x & 0x7f == 0x7f {
+                            0x7f
+                        } else {
+                            x
+                        })
+                    })
+                    .collect();
+                vec![codes, bits32(s, class)]
+            }
+        }
+    }
+}
+
+fn fmt_bits(p: &FmtParams, s: &FmtState, class: bool) -> Vec<Vec<u32>> {
+    let mut b = p.bits(class);
+    b.extend(s.bits(class));
+    b
+}
+
+/// The first differing buffer and index of two snapshots.
+fn fmt_diff(a: &[Vec<u32>], b: &[Vec<u32>]) -> Option<(usize, usize)> {
+    a.iter().zip(b).enumerate().find_map(|(k, (x, y))| {
+        if x.len() != y.len() {
+            return Some((k, usize::MAX));
+        }
+        x.iter().zip(y).position(|(u, v)| u != v).map(|i| (k, i))
+    })
+}
+
+/// One storage-format case: an optimizer, parameter, gradient and state formats and buffers
+/// decoded from the input; a few steps, each checking that a faulty call (wrong length,
+/// misaligned piece) is refused and writes nothing, that every available backend gives the
+/// scalar reference's bits (NaN as a class), and that two pieces cut at a block boundary give
+/// the bits of the whole.
+fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
+    let format = STATE_FORMATS[usize::from(u.byte()) % STATE_FORMATS.len()];
+    let block = format.block();
+    let n = match u.byte() % 4 {
+        // Around a multiple of the block.
+        0 => (usize::from(u.byte() % 18) * block / 2 + usize::from(u.byte() % 5)).saturating_sub(2),
+        _ => u.len(),
+    };
+    let planes = opt.state_len(1);
+    let first: u64 = match u.byte() % 8 {
+        0 => 0,
+        1 => u64::from(u.u32()),
+        b => u64::from(b),
+    };
+    let steps = 1 + u64::from(u.byte() % 3);
+    // Where the tensor starts in a larger one (its SR element indices): block-aligned.
+    let base = match u.byte() % 4 {
+        0 => usize::from(u.u16()) * block,
+        1 => (usize::MAX / block - usize::from(u.byte())) * block,
+        _ => 0,
+    };
+    let grad_kind = u.byte();
+    let mut params = FmtParams::decode(u, n);
+    let mut state = if u.bool() {
+        let mut s = FmtState::zeroed(format, planes, n);
+        opt.init_state_in(s.state());
+        s
+    } else {
+        FmtState::decode(u, format, planes, n)
+    };
+    let mut scalars = O::Scalars::default();
+    for k in 0..steps {
+        let t = first + k;
+        let grads = FmtGrads::decode(u, grad_kind, n);
+        let plan = match opt.plan(t, &scalars) {
+            Ok(plan) => plan,
+            Err(e) => {
+                assert!(
+                    t == 0 || opt.validate().is_err(),
+                    "{opt:?} step {t}: unexpected {e:?}"
+                );
+                return;
+            }
+        };
+
+        // A faulty call is refused on every backend and writes nothing.
+        if u.byte().is_multiple_of(4) {
+            let (mut p, mut s, mut g, mut offset) =
+                (params.clone(), state.clone(), grads.clone(), base);
+            let delta = |u: &mut Input<'_>, len: usize| {
+                if len == 0 || u.bool() {
+                    len + 1 + usize::from(u.byte() % 3)
+                } else {
+                    len - 1 - usize::from(u.byte()) % len.min(3)
+                }
+            };
+            match u.byte() % 5 {
+                0 => g = g.resized(delta(u, n)),
+                1 => match &mut p {
+                    FmtParams::Kahan(_, c) => *c = resized(c, delta(u, n), bf16::ZERO),
+                    _ => g = g.resized(delta(u, n)),
+                },
+                2 | 3 => match &mut s {
+                    FmtState::F32(v) => *v = resized(v, delta(u, v.len()), 0.0),
+                    FmtState::Bf16(v) => *v = resized(v, delta(u, v.len()), bf16::ZERO),
+                    FmtState::F16(v) => *v = resized(v, delta(u, v.len()), f16::ZERO),
+                    FmtState::Block(_, c, sc) => {
+                        if u.bool() {
+                            *c = resized(c, delta(u, c.len()), 0);
+                        } else {
+                            *sc = resized(sc, delta(u, sc.len()), 1.0);
+                        }
+                    }
+                },
+                _ => {
+                    if block > 1 {
+                        offset = base.wrapping_add(1 + usize::from(u.byte()) % (block - 1));
+                    } else {
+                        g = g.resized(delta(u, n));
+                    }
+                }
+            }
+            for backend in Backend::ALL {
+                let before = fmt_bits(&p, &s, false);
+                let r = plan.apply_piece(backend, offset, p.params(), g.grads(), s.state());
+                match r {
+                    Err(Error::LengthMismatch { .. } | Error::Misaligned { .. }) => {}
+                    Err(Error::BackendUnavailable(b)) if !b.is_available() => {}
+                    other => panic!("{opt:?} {backend} {format:?}: a faulty call gave {other:?}"),
+                }
+                assert_eq!(
+                    fmt_diff(&before, &fmt_bits(&p, &s, false)),
+                    None,
+                    "{opt:?} {backend} {format:?}: written on error {r:?}"
+                );
+            }
+        }
+
+        let (mut p_ref, mut s_ref) = (params.clone(), state.clone());
+        plan.apply_piece(
+            Backend::Scalar,
+            base,
+            p_ref.params(),
+            grads.grads(),
+            s_ref.state(),
+        )
+        .unwrap();
+        let want = fmt_bits(&p_ref, &s_ref, true);
+        for backend in Backend::available().filter(|b| *b != Backend::Scalar) {
+            let (mut p, mut s) = (params.clone(), state.clone());
+            plan.apply_piece(backend, base, p.params(), grads.grads(), s.state())
+                .unwrap();
+            if let Some((buf, i)) = fmt_diff(&want, &fmt_bits(&p, &s, true)) {
+                panic!(
+                    "{opt:?} step {t} n {n} {format:?} {backend}: buffer {buf} index {i} differs from scalar"
+                );
+            }
+        }
+
+        // Two pieces, cut at a block boundary, give the bits of the whole.
+        let cut = if n == 0 {
+            0
+        } else {
+            usize::from(u.u16()) % (n / block + 1) * block
+        };
+        let (mut p, mut s) = (params.clone(), state.clone());
+        for (a, b) in [(0, cut), (cut, n)] {
+            let mut pp = p.slice(a, b);
+            let mut sp = s.piece(planes, n, a, b);
+            plan.apply_piece(
+                Backend::best(),
+                base.wrapping_add(a),
+                pp.params(),
+                grads.slice(a, b).grads(),
+                sp.state(),
+            )
+            .unwrap();
+            p.put(a, &pp);
+            s.put_piece(planes, n, a, b, &sp);
+        }
+        if let Some((buf, i)) = fmt_diff(&want, &fmt_bits(&p, &s, true)) {
+            panic!(
+                "{opt:?} step {t} n {n} {format:?}: pieces at {cut} differ from the whole: buffer {buf} index {i}"
+            );
+        }
+
+        params = p_ref;
+        state = s_ref;
+        scalars = plan.scalars_after();
+    }
+}
+
+/// The storage formats: any optimizer (torchao's low-bit Adam included), any parameter,
+/// gradient and state format.
+pub fn formats(data: &[u8]) {
+    let mut u = Input::new(data);
+    let u = &mut u;
+    match u.byte() % 11 {
+        0 => formats_case(
+            Sgd {
+                lr: u.hyper(0.0, 1.0),
+                momentum: u.hyper(0.0, 1.0),
+                dampening: u.hyper(0.0, 1.0),
+                weight_decay: u.hyper(0.0, 0.1),
+                nesterov: u.bool(),
+                maximize: u.bool(),
+                ..Sgd::default()
+            },
+            u,
+        ),
+        1 => formats_case(
+            Adam {
+                lr: u.hyper(0.0, 1.0),
+                betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                amsgrad: u.bool(),
+                maximize: u.bool(),
+                decoupled_weight_decay: u.bool(),
+                ..Adam::default()
+            },
+            u,
+        ),
+        2 => formats_case(
+            Adagrad {
+                lr: u.hyper(0.0, 1.0),
+                lr_decay: u.hyper(0.0, 0.1),
+                weight_decay: u.hyper(0.0, 0.1),
+                initial_accumulator_value: u.hyper(0.0, 1.0),
+                eps: u.hyper(0.0, 1e-3),
+                maximize: u.bool(),
+                ..Adagrad::default()
+            },
+            u,
+        ),
+        3 => formats_case(
+            Adadelta {
+                lr: u.hyper(0.0, 2.0),
+                rho: u.hyper(0.0, 1.0),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                maximize: u.bool(),
+                ..Adadelta::default()
+            },
+            u,
+        ),
+        4 => formats_case(
+            RMSprop {
+                lr: u.hyper(0.0, 1.0),
+                alpha: u.hyper(0.0, 1.0),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                momentum: u.hyper(0.0, 1.0),
+                centered: u.bool(),
+                maximize: u.bool(),
+                ..RMSprop::default()
+            },
+            u,
+        ),
+        5 => formats_case(
+            Adamax {
+                lr: u.hyper(0.0, 1.0),
+                betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                maximize: u.bool(),
+                ..Adamax::default()
+            },
+            u,
+        ),
+        6 => formats_case(
+            NAdam {
+                lr: u.hyper(0.0, 1.0),
+                betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                momentum_decay: u.hyper(0.0, 0.1),
+                decoupled_weight_decay: u.bool(),
+                maximize: u.bool(),
+                ..NAdam::default()
+            },
+            u,
+        ),
+        7 => formats_case(
+            RAdam {
+                lr: u.hyper(0.0, 1.0),
+                betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                eps: u.hyper(0.0, 1e-3),
+                weight_decay: u.hyper(0.0, 0.1),
+                decoupled_weight_decay: u.bool(),
+                maximize: u.bool(),
+                ..RAdam::default()
+            },
+            u,
+        ),
+        8 => formats_case(
+            Lion {
+                lr: u.hyper(0.0, 1.0),
+                betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                weight_decay: u.hyper(0.0, 0.1),
+                maximize: u.bool(),
+                ..Lion::default()
+            },
+            u,
+        ),
+        _ => {
+            let class = [
+                TorchaoAdam::adamw8bit(),
+                TorchaoAdam::adam8bit(),
+                TorchaoAdam::adamw4bit(),
+                TorchaoAdam::adam4bit(),
+                TorchaoAdam::adamw_fp8(),
+                TorchaoAdam::adam_fp8(),
+            ][usize::from(u.byte() % 6)];
+            formats_case(
+                TorchaoAdam {
+                    lr: u.hyper(0.0, 1.0),
+                    betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+                    eps: u.hyper(0.0, 1e-3),
+                    weight_decay: u.hyper(0.0, 0.1),
+                    amsgrad: u.bool(),
+                    ..class
+                },
+                u,
+            );
         }
     }
 }

@@ -75,5 +75,5 @@ macro_rules! replay_tests {
 }
 
 replay_tests!(
-    sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion, clip, unscale
+    sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion, clip, unscale, formats
 );

@@ -11,7 +11,8 @@ use core::cell::Cell;
 use std::alloc::System;
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16,
 };
 
 struct Counting;
@@ -129,4 +130,119 @@ fn family_steps_allocate_nothing() {
         weight_decay: 0.1,
         ..Lion::default()
     });
+}
+
+/// Storage formats: an int8-state step with stochastically rounded bf16 parameters, and an
+/// all-bf16 step, on every backend, allocate nothing; nor do pieces, fresh-state writes and the
+/// error paths (misaligned piece, wrong lengths).
+#[test]
+fn storage_format_steps_allocate_nothing() {
+    let n = 1031; // four int8 blocks and a partial one
+    let adamw = TorchaoAdam::adamw8bit();
+    let int8 = StateFormat::Int8.layout(2, n);
+    let mut p_sr = vec![bf16::from_f32(0.5); n];
+    let (mut codes, mut scales) = (vec![0u8; int8.codes], vec![0.0f32; int8.scales]);
+    let mut p_bf = vec![bf16::from_f32(0.5); n];
+    let mut s_bf = vec![bf16::ZERO; StateFormat::Bf16.layout(2, n).values];
+    let g = vec![bf16::from_f32(0.25); n];
+    let backends: Vec<Backend> = Backend::available().collect();
+    let _ = Backend::best();
+    let count = allocations_during(|| {
+        adamw.init_state_in(State::Int8 {
+            codes: &mut codes,
+            scales: &mut scales,
+        });
+        for t in 1..=5 {
+            let plan = adamw.plan(t).unwrap();
+            for &b in &backends {
+                plan.apply_piece(
+                    b,
+                    0,
+                    Params::Bf16Stochastic {
+                        params: &mut p_sr,
+                        seed: 7,
+                    },
+                    Grads::Bf16(&g),
+                    State::Int8 {
+                        codes: &mut codes,
+                        scales: &mut scales,
+                    },
+                )
+                .unwrap();
+                plan.apply_piece(
+                    b,
+                    0,
+                    Params::Bf16(&mut p_bf),
+                    Grads::Bf16(&g),
+                    State::Bf16(&mut s_bf),
+                )
+                .unwrap();
+                // A piece (the first block of a one-plane-per-block slice) and the error paths.
+                let (mut c1, mut s1) = ([0u8; 512], [0.0f32; 2]);
+                plan.apply_piece(
+                    b,
+                    256,
+                    Params::Bf16Stochastic {
+                        params: &mut p_sr[256..512],
+                        seed: 7,
+                    },
+                    Grads::Bf16(&g[256..512]),
+                    State::Int8 {
+                        codes: &mut c1,
+                        scales: &mut s1,
+                    },
+                )
+                .unwrap();
+                assert!(
+                    plan.apply_piece(
+                        b,
+                        3,
+                        Params::Bf16Stochastic {
+                            params: &mut p_sr,
+                            seed: 7,
+                        },
+                        Grads::Bf16(&g),
+                        State::Int8 {
+                            codes: &mut codes,
+                            scales: &mut scales,
+                        },
+                    )
+                    .is_err()
+                );
+                assert!(
+                    plan.apply_piece(
+                        b,
+                        0,
+                        Params::Bf16(&mut p_bf),
+                        Grads::Bf16(&g[1..]),
+                        State::Bf16(&mut s_bf),
+                    )
+                    .is_err()
+                );
+            }
+            plan.apply_to(
+                Params::Bf16(&mut p_bf),
+                Grads::Bf16(&g),
+                State::Bf16(&mut s_bf),
+            )
+            .unwrap();
+        }
+        let plan = Adam::default().plan(1).unwrap();
+        plan.apply_to(
+            Params::Bf16Stochastic {
+                params: &mut p_sr,
+                seed: 8,
+            },
+            Grads::Bf16(&g),
+            State::Int8 {
+                codes: &mut codes,
+                scales: &mut scales,
+            },
+        )
+        .unwrap();
+    });
+    assert_eq!(count, 0, "storage-format steps allocated {count} times");
+    // The steps ran: the parameters and the state moved.
+    assert!(p_sr.iter().all(|x| x.to_f32() < 0.5) && p_bf.iter().all(|x| x.to_f32() < 0.5));
+    assert!(scales.iter().all(|s| *s > 0.0) && s_bf.iter().any(|s| s.to_f32() > 0.0));
 }
