@@ -535,7 +535,8 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
             });
         }
     }
-    if !offset.is_multiple_of(format.block()) {
+    // A piece must start on a block boundary; with no state planes there are no blocks.
+    if S > 0 && !offset.is_multiple_of(format.block()) {
         return Err(Error::Misaligned {
             offset,
             block: format.block(),
