@@ -210,6 +210,16 @@ macro_rules! optimizer_traits {
                 $plan::apply_piece(self, backend, offset, params, grads, state)
             }
             #[inline]
+            fn apply_on(
+                &self,
+                backend: $crate::Backend,
+                params: &mut [f32],
+                grads: &[f32],
+                state: &mut [f32],
+            ) -> Result<(), $crate::Error> {
+                $plan::apply_on(self, backend, params, grads, state)
+            }
+            #[inline]
             fn scalars_after(&self) {}
         }
     };

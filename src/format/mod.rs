@@ -483,6 +483,24 @@ fn planes_of<T, const S: usize>(buf: &mut [T], len: usize) -> [&mut [T]; S] {
     })
 }
 
+/// The all-`f32` path on its own: the lengths checked as [`run`] checks them, then the direct
+/// driver. Plans' `apply`/`apply_on` call this, so a firmware that only steps `f32` tensors
+/// links none of the storage-format code.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] or [`Error::BackendUnavailable`]; nothing is written on error.
+#[inline]
+pub(crate) fn run_f32<K: Kernel<S>, const S: usize>(
+    backend: Backend,
+    k: &K,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+) -> Result<(), Error> {
+    let planes = crate::kernel::split_state::<S>(params.len(), grads.len(), state)?;
+    crate::dispatch::run(backend, k, params, grads, planes)
+}
+
 /// Checks every length and alignment, then runs `k` over the tensor piece on `backend`.
 /// `signed[j]` says whether plane `j` may hold negative values (it picks the code table).
 ///

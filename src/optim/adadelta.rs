@@ -200,13 +200,7 @@ impl AdadeltaPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_piece(
-            backend,
-            0,
-            Params::F32(params),
-            Grads::F32(grads),
-            State::F32(state),
-        )
+        format::run_f32::<_, 2>(backend, self, params, grads, state)
     }
 
     /// Updates one piece of a tensor whose parameters, gradients and state may be in any

@@ -243,13 +243,11 @@ impl AdamPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_piece(
-            backend,
-            0,
-            Params::F32(params),
-            Grads::F32(grads),
-            State::F32(state),
-        )
+        if self.amsgrad {
+            format::run_f32::<_, 3>(backend, &self.kernel, params, grads, state)
+        } else {
+            format::run_f32::<_, 2>(backend, &self.kernel, params, grads, state)
+        }
     }
 
     /// Updates one piece of a tensor whose parameters, gradients and state may be in any

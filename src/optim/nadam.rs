@@ -296,13 +296,7 @@ impl NAdamPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_piece(
-            backend,
-            0,
-            Params::F32(params),
-            Grads::F32(grads),
-            State::F32(state),
-        )
+        format::run_f32::<_, 2>(backend, &self.kernel, params, grads, state)
     }
 
     /// Updates one piece of a tensor whose parameters, gradients and state may be in any
@@ -405,6 +399,16 @@ impl StepPlan for NAdamPlan {
         state: State<'_>,
     ) -> Result<(), Error> {
         NAdamPlan::apply_piece(self, backend, offset, params, grads, state)
+    }
+    #[inline]
+    fn apply_on(
+        &self,
+        backend: Backend,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+    ) -> Result<(), Error> {
+        NAdamPlan::apply_on(self, backend, params, grads, state)
     }
     #[inline]
     fn scalars_after(&self) -> NAdamScalars {

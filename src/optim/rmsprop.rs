@@ -229,13 +229,15 @@ impl RMSpropPlan {
         grads: &[f32],
         state: &mut [f32],
     ) -> Result<(), Error> {
-        self.apply_piece(
-            backend,
-            0,
-            Params::F32(params),
-            Grads::F32(grads),
-            State::F32(state),
-        )
+        match (self.momentum.is_some(), self.centered) {
+            (false, false) => {
+                format::run_f32::<_, 1>(backend, self, params, grads, state)
+            }
+            (true, true) => {
+                format::run_f32::<_, 3>(backend, self, params, grads, state)
+            }
+            _ => format::run_f32::<_, 2>(backend, self, params, grads, state),
+        }
     }
 
     /// Updates one piece of a tensor whose parameters, gradients and state may be in any
