@@ -287,9 +287,13 @@ pub(crate) fn code8_bisect(signed: bool, y: f32) -> u8 {
     let mut step = 128;
     while step > 0 {
         // T[c + step] = next[c + step − 1]; NaN compares false, so NaN gets code 0.
-        let t = map.next.get(c + step - 1).copied().unwrap_or(f32::INFINITY);
+        let t = map
+            .next
+            .get(c.wrapping_add(step).wrapping_sub(1))
+            .copied()
+            .unwrap_or(f32::INFINITY);
         if t <= y {
-            c += step;
+            c = c.wrapping_add(step);
         }
         step /= 2;
     }

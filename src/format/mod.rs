@@ -670,7 +670,7 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
         let mut start = 0;
         while start < n {
             let len = (n - start).min(TILE);
-            let r = start..start + len;
+            let r = start..start.wrapping_add(len);
             let (Some(pt), Some(gt)) = (pbuf.0.get_mut(..len), gbuf.0.get_mut(..len)) else {
                 return;
             };
@@ -695,7 +695,7 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
                     store_plane::<L>(plane, r.clone(), b, signed);
                 }
             }
-            start += len;
+            start = start.wrapping_add(len);
         }
     }
 }
@@ -714,7 +714,7 @@ fn direct_tiles<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem>(
     let mut start = 0;
     while start < n {
         let len = (n - start).min(TILE);
-        let r = start..start + len;
+        let r = start..start.wrapping_add(len);
         let (Some(pt), Some(gt)) = (p.get_mut(r.clone()), g.get(r.clone())) else {
             return;
         };
@@ -736,7 +736,7 @@ fn direct_tiles<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem>(
                 store_plane::<L>(plane, r.clone(), b, signed);
             }
         }
-        start += len;
+        start = start.wrapping_add(len);
     }
 }
 
@@ -837,8 +837,13 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
         } => {
             // `r.start` is a multiple of the tile, hence of the block (and even).
             let size = kind.size();
-            for (b, out) in dst.chunks_mut(size).enumerate() {
-                let first = r.start + b * size;
+            // Wrapping index arithmetic (the indices are bounded by the slices): no overflow
+            // check stays in a build with overflow checks on.
+            let mut first = r.start;
+            for out in dst.chunks_mut(size) {
+                let block_first = first;
+                first = first.wrapping_add(size);
+                let first = block_first;
                 let scale = scales.get(first / size).copied().unwrap_or(0.0);
                 match kind {
                     BlockKind::Int8 => {
@@ -847,12 +852,12 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
                         } else {
                             &INT8_UNSIGNED_MAP.values
                         };
-                        if let Some(c) = codes.get(first..first + out.len()) {
+                        if let Some(c) = codes.get(first..first.wrapping_add(out.len())) {
                             dequantize8(table, c, scale, out);
                         }
                     }
                     BlockKind::Fp8 => {
-                        if let Some(c) = codes.get(first..first + out.len()) {
+                        if let Some(c) = codes.get(first..first.wrapping_add(out.len())) {
                             for (o, c) in out.iter_mut().zip(c) {
                                 *o = e4m3_to_f32(*c) * scale;
                             }
@@ -916,8 +921,12 @@ fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], sig
             scales,
         } => {
             let size = kind.size();
-            for (b, x) in src.chunks(size).enumerate() {
-                let first = r.start + b * size;
+            // Wrapping index arithmetic, as in `load_plane`.
+            let mut first = r.start;
+            for x in src.chunks(size) {
+                let block_first = first;
+                first = first.wrapping_add(size);
+                let first = block_first;
                 let absmax = crate::kernel::drive_fold::<L, _>(&MaxAbs, x, 0.0);
                 let max = if *kind == BlockKind::Fp8 {
                     FP8_MAX
@@ -930,12 +939,12 @@ fn store_plane<L: Lane>(plane: &mut Plane<'_>, r: Range<usize>, src: &[f32], sig
                 }
                 match kind {
                     BlockKind::Int8 => {
-                        if let Some(c) = codes.get_mut(first..first + x.len()) {
+                        if let Some(c) = codes.get_mut(first..first.wrapping_add(x.len())) {
                             quantize8(signed, x, scale, c);
                         }
                     }
                     BlockKind::Fp8 => {
-                        if let Some(c) = codes.get_mut(first..first + x.len()) {
+                        if let Some(c) = codes.get_mut(first..first.wrapping_add(x.len())) {
                             for (c, x) in c.iter_mut().zip(x) {
                                 *c = f32_to_e4m3(*x / scale);
                             }
