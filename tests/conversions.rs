@@ -21,9 +21,19 @@ fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-#[test]
-fn bf16_parameters_round_alike_on_every_backend() {
-    let grads: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
+/// One 16-bit dtype: its values from bits, to and from `f32` (`half`'s conversions, the
+/// independent reference), and one SGD step over its buffers on a backend.
+struct Dtype<T> {
+    from_bits: fn(u16) -> T,
+    to_f32: fn(T) -> f32,
+    from_f32: fn(f32) -> T,
+    step: fn(&fused_optim::SgdPlan, Backend, &mut [T], &[T]),
+}
+
+/// Plain SGD from `p = 0` stores `−lr·g` rounded to the dtype: check the scalar reference
+/// against `half`, then every backend against the reference, bit for bit.
+fn check<T: Copy + Default>(d: &Dtype<T>) {
+    let grads: Vec<T> = (0..=u16::MAX).map(d.from_bits).collect();
     for lr in LRS {
         let plan = Sgd {
             lr,
@@ -31,34 +41,18 @@ fn bf16_parameters_round_alike_on_every_backend() {
         }
         .plan(1)
         .unwrap();
-        let mut reference = vec![bf16::ZERO; grads.len()];
-        let mut state: [bf16; 0] = [];
-        plan.apply_piece(
-            Backend::Scalar,
-            0,
-            Params::Bf16(&mut reference),
-            Grads::Bf16(&grads),
-            State::Bf16(&mut state),
-        )
-        .unwrap();
-        // The reference itself rounds p − lr·g to nearest even.
+        let mut reference = vec![T::default(); grads.len()];
+        (d.step)(&plan, Backend::Scalar, &mut reference, &grads);
         for (r, g) in reference.iter().zip(&grads) {
-            let want = bf16::from_f32(0.0 - (lr as f32) * g.to_f32());
-            assert!(same(r.to_f32(), want.to_f32()), "lr {lr} g {g}");
+            let want = (d.from_f32)(0.0 - (lr as f32) * (d.to_f32)(*g));
+            assert!(same((d.to_f32)(*r), (d.to_f32)(want)), "lr {lr}");
         }
         for b in backends() {
-            let mut p = vec![bf16::ZERO; grads.len()];
-            plan.apply_piece(
-                b,
-                0,
-                Params::Bf16(&mut p),
-                Grads::Bf16(&grads),
-                State::Bf16(&mut state),
-            )
-            .unwrap();
+            let mut p = vec![T::default(); grads.len()];
+            (d.step)(&plan, b, &mut p, &grads);
             for (i, (x, r)) in p.iter().zip(&reference).enumerate() {
                 assert!(
-                    same(x.to_f32(), r.to_f32()),
+                    same((d.to_f32)(*x), (d.to_f32)(*r)),
                     "{b}: lr {lr}, gradient bits {i:#x}"
                 );
             }
@@ -67,45 +61,27 @@ fn bf16_parameters_round_alike_on_every_backend() {
 }
 
 #[test]
+fn bf16_parameters_round_alike_on_every_backend() {
+    check(&Dtype {
+        from_bits: bf16::from_bits,
+        to_f32: bf16::to_f32,
+        from_f32: bf16::from_f32,
+        step: |plan, b, p, g| {
+            plan.apply_piece(b, 0, Params::Bf16(p), Grads::Bf16(g), State::Bf16(&mut []))
+                .unwrap();
+        },
+    });
+}
+
+#[test]
 fn f16_parameters_round_alike_on_every_backend() {
-    let grads: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
-    for lr in LRS {
-        let plan = Sgd {
-            lr,
-            ..Sgd::default()
-        }
-        .plan(1)
-        .unwrap();
-        let mut reference = vec![f16::ZERO; grads.len()];
-        let mut state: [f16; 0] = [];
-        plan.apply_piece(
-            Backend::Scalar,
-            0,
-            Params::F16(&mut reference),
-            Grads::F16(&grads),
-            State::F16(&mut state),
-        )
-        .unwrap();
-        for (r, g) in reference.iter().zip(&grads) {
-            let want = f16::from_f32(0.0 - (lr as f32) * g.to_f32());
-            assert!(same(r.to_f32(), want.to_f32()), "lr {lr} g {g}");
-        }
-        for b in backends() {
-            let mut p = vec![f16::ZERO; grads.len()];
-            plan.apply_piece(
-                b,
-                0,
-                Params::F16(&mut p),
-                Grads::F16(&grads),
-                State::F16(&mut state),
-            )
-            .unwrap();
-            for (i, (x, r)) in p.iter().zip(&reference).enumerate() {
-                assert!(
-                    same(x.to_f32(), r.to_f32()),
-                    "{b}: lr {lr}, gradient bits {i:#x}"
-                );
-            }
-        }
-    }
+    check(&Dtype {
+        from_bits: f16::from_bits,
+        to_f32: f16::to_f32,
+        from_f32: f16::from_f32,
+        step: |plan, b, p, g| {
+            plan.apply_piece(b, 0, Params::F16(p), Grads::F16(g), State::F16(&mut []))
+                .unwrap();
+        },
+    });
 }

@@ -257,20 +257,11 @@ impl RAdamPlan {
         format::run_f32::<_, 2>(backend, self, params, grads, state)
     }
 
-    /// Updates one piece of a tensor whose parameters, gradients and state may be in any
-    /// storage format ([`Params`], [`Grads`], [`State`]): bf16/f16 values, block-quantized
-    /// state, stochastic rounding or Kahan compensation. Each element is computed in `f32` by
-    /// the same kernel as [`Self::apply`] and rounded once per store.
-    ///
-    /// `offset` is the piece's first element within the whole tensor (0 for a whole tensor):
-    /// block-quantized state needs it on a block boundary, and stochastic rounding indexes its
-    /// random stream with it, so any split gives the bits of the whole.
+    /// Updates one piece of a tensor in any storage format; see
+    /// [`AdamPlan::apply_piece`](crate::AdamPlan::apply_piece) for `offset` and the formats.
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] unless the gradients (and a Kahan compensation) have one value
-    /// per parameter and the state has [`StateFormat::layout`](crate::StateFormat::layout)'s
-    /// sizes; [`Error::Misaligned`] for a piece that starts inside a block;
-    /// [`Error::BackendUnavailable`]. Nothing is written on error.
+    /// As [`AdamPlan::apply_piece`](crate::AdamPlan::apply_piece); nothing is written on error.
     #[inline]
     pub fn apply_piece(
         &self,
