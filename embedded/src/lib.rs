@@ -106,7 +106,7 @@ impl Storage {
     /// block (0 when the tensor is a single block: no split).
     pub fn split(&self, n: usize) -> usize {
         let block = self.state.block();
-        (n / 2) / block * block
+        ((n / 2) / block.max(1)).wrapping_mul(block)
     }
 }
 
@@ -593,8 +593,8 @@ impl Out<'_> {
         Ok(())
     }
     fn part(&mut self, x: u32, width: u32) -> Result<(), Fail> {
-        self.acc |= x << self.bits;
-        self.bits += width;
+        self.acc |= x.wrapping_shl(self.bits);
+        self.bits = self.bits.wrapping_add(width);
         if self.bits == 32 {
             let w = self.acc;
             (self.acc, self.bits) = (0, 0);
@@ -643,7 +643,7 @@ struct PieceAt {
 fn pieces(storage: &Storage, planes: usize, n: usize, two: bool) -> ([PieceAt; 2], usize) {
     let split = storage.split(n);
     let lens = if two && split > 0 {
-        [split, n - split]
+        [split, n.wrapping_sub(split)]
     } else {
         [n, 0]
     };
@@ -838,14 +838,14 @@ pub fn run_case<O: Optimizer>(
         codes: [0; N_MAX * MAX_PLANES],
         scales: [0.0; MAX_SCALES],
     };
-    for (i, ((p, pb), ph)) in b
-        .p32
-        .iter_mut()
-        .zip(b.pbf.iter_mut())
-        .zip(b.pf16.iter_mut())
-        .enumerate()
-        .take(n)
-    {
+    // Indices from a range, not `enumerate` (whose counter keeps an overflow check in the
+    // build with overflow checks).
+    for (i, ((p, pb), ph)) in (0..n).zip(
+        b.p32
+            .iter_mut()
+            .zip(b.pbf.iter_mut())
+            .zip(b.pf16.iter_mut()),
+    ) {
         let x = param_in(storage, i);
         (*p, *pb, *ph) = (x, bf16::from_f32(x), f16::from_f32(x));
     }
@@ -884,14 +884,12 @@ pub fn run_case<O: Optimizer>(
     let mut scalars = O::Scalars::default();
     let mut t = first_step;
     for k in 0..STEPS {
-        for (i, ((g, gb), gh)) in b
-            .g32
-            .iter_mut()
-            .zip(b.gbf.iter_mut())
-            .zip(b.gf16.iter_mut())
-            .enumerate()
-            .take(n)
-        {
+        for (i, ((g, gb), gh)) in (0..n).zip(
+            b.g32
+                .iter_mut()
+                .zip(b.gbf.iter_mut())
+                .zip(b.gf16.iter_mut()),
+        ) {
             let x = grad_in(storage, n, i, k);
             (*g, *gb, *gh) = (x, bf16::from_f32(x), f16::from_f32(x));
         }
@@ -1050,6 +1048,94 @@ mod tests {
             let want = param0(i) - 0.1f32 * grad(i, 0);
             assert_eq!(bits_[i], bits(want), "element {i}");
         }
+    }
+
+    fn recorded(name: &str) -> &'static [u32] {
+        expected::EXPECTED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no case {name}"))
+            .1
+    }
+
+    /// An independent check of the 8-bit recording: after torchao AdamW8bit's first step from
+    /// zero state, `m = g·f32(1 − β1)` and `v = (g·g)·f32(1 − β2)` exactly (lerp from 0 with a
+    /// weight below 0.5 is `0 + (b − 0)·w`), so each block's scale is the largest of those
+    /// magnitudes, computed here without the crate.
+    #[test]
+    fn int8_first_step_scales_are_the_block_absmax() {
+        let storage = Storage {
+            params: ParamStore::F32,
+            grads: GradStore::F32,
+            state: StateFormat::Int8,
+            n: 512,
+        };
+        let rec = recorded("torchao adamw8bit int8");
+        let (w1, w2) = ((1.0f64 - 0.9) as f32, (1.0f64 - 0.999) as f32);
+        // Step 1's words: 512 parameters, then per plane 128 code words and 2 scales.
+        let scale = |plane: usize, block: usize| rec[512 + plane * 130 + 128 + block];
+        for block in 0..2 {
+            let g = |i: usize| grad_in(&storage, 512, block * 256 + i, 0);
+            let m = (0..256).map(|i| (g(i) * w1).abs()).fold(0.0f32, f32::max);
+            let v = (0..256)
+                .map(|i| (g(i) * g(i) * w2).abs())
+                .fold(0.0f32, f32::max);
+            assert_eq!(scale(0, block), m.to_bits(), "m scale of block {block}");
+            assert_eq!(scale(1, block), v.to_bits(), "v scale of block {block}");
+        }
+    }
+
+    /// An independent check of the stochastic-rounding recording: every bf16 parameter after
+    /// the first step is one of the two bf16 neighbours of the `f32` step (the crate's plain
+    /// `f32` API on the same widened inputs), or that value itself when bf16 holds it.
+    #[test]
+    fn stochastic_rounding_lands_on_a_neighbour_of_the_f32_step() {
+        let storage = Storage {
+            params: ParamStore::Bf16Stochastic(42),
+            grads: GradStore::F32,
+            state: StateFormat::F32,
+            n: N,
+        };
+        let rec = recorded("adamw bf16 sr params");
+        let opt = Adam {
+            lr: 0.01,
+            ..Adam::adamw()
+        };
+        let mut p: Vec<f32> = (0..N)
+            .map(|i| bf16::from_f32(param_in(&storage, i)).to_f32())
+            .collect();
+        let g: Vec<f32> = (0..N).map(|i| grad_in(&storage, N, i, 0)).collect();
+        let mut s = std::vec![0.0f32; 2 * N];
+        opt.plan(1)
+            .unwrap()
+            .apply_on(Backend::Scalar, &mut p, &g, &mut s)
+            .unwrap();
+        let mut up_or_down = [0usize; 2];
+        for (i, x) in p.iter().enumerate() {
+            let b = (rec[i / 2] >> (16 * (i % 2))) as u16;
+            let got = bf16::from_bits(b).to_f32();
+            if x.is_nan() {
+                assert_eq!(b, 0x7fc0, "element {i}");
+                continue;
+            }
+            // The bf16 values just below and just above x (toward zero: truncation).
+            let t = f32::from_bits(x.to_bits() & 0xffff_0000);
+            let away = f32::from_bits((x.to_bits() & 0xffff_0000).wrapping_add(0x1_0000));
+            let (lo, hi) = if t == *x {
+                (t, t)
+            } else {
+                (t.min(away), t.max(away))
+            };
+            assert!(
+                got == lo || got == hi,
+                "element {i}: {got} is not {lo} or {hi} (f32 step {x})"
+            );
+            if lo != hi {
+                up_or_down[usize::from(got == hi)] += 1;
+            }
+        }
+        // Both directions occur (not round-to-nearest in disguise).
+        assert!(up_or_down[0] > 0 && up_or_down[1] > 0, "{up_or_down:?}");
     }
 
     #[test]

@@ -338,7 +338,7 @@ pub fn footprint_bf16_sr_int8<O: Optimizer>(name: &str, config: O) -> ! {
     let mut g = [bf16::ZERO; N_FORMATS];
     let mut codes = [0u8; N_FORMATS * MAX_PLANES];
     let mut scales = [0.0f32; 2 * MAX_PLANES];
-    for (i, (p, g)) in p.iter_mut().zip(g.iter_mut()).enumerate() {
+    for (i, (p, g)) in (0..N_FORMATS).zip(p.iter_mut().zip(g.iter_mut())) {
         // Inputs from bit patterns (no conversion code in the harness): p in [1, 2), g in
         // [1/64, 1/32) with alternating signs.
         *p = bf16::from_bits(0x3f80 | (i % 128) as u16);
