@@ -9,7 +9,8 @@ extern crate std;
 // optim/     one file per optimizer: formula, per-step scalars, kernel body, tests
 // training/  loss scaling, clipping and schedules
 // kernel.rs  the driver that owns loads and stores; lane.rs the lane abstraction;
-// dispatch/  backend selection, the only module with `unsafe`.
+// dispatch/  backend selection, and the only module allowed to opt out of the crate-wide
+//            ban on unchecked code (CPU feature detection, intrinsics).
 mod dispatch;
 mod error;
 mod format;
