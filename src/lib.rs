@@ -7,6 +7,7 @@ extern crate std;
 
 // Layout of the source tree (public paths stay flat, through the re-exports below):
 // optim/     one file per optimizer: formula, per-step scalars, kernel body, tests
+// format/    storage formats: bf16/f16, block-quantized state, stochastic rounding, Kahan
 // training/  loss scaling, clipping and schedules
 // kernel.rs  the driver that owns loads and stores; lane.rs the lane abstraction;
 // dispatch/  backend selection, and the only module allowed to opt out of the crate-wide
