@@ -1,0 +1,89 @@
+//! The in-place custom op: one optimizer step on one `Var`'s storage.
+
+use std::cell::Cell;
+
+use candle_core::backend::BackendStorage as _;
+use candle_core::{CpuStorage, InplaceOp2, Layout};
+use fused_optim::{Backend, Grads, Params, State, StepPlan, bf16};
+
+use crate::Error;
+
+/// How a bf16 parameter is rounded when stored.
+#[derive(Debug)]
+pub(crate) enum Store<'a> {
+    /// To nearest even (and the only mode for f32 and f16 parameters).
+    Nearest,
+    /// Stochastically, with this tensor's seed.
+    Stochastic(u64),
+    /// With this Kahan compensation buffer.
+    Kahan(&'a mut [bf16]),
+}
+
+/// One step of `plan` on the `Var` it is applied to, with the gradient as the second operand.
+/// The state and the rounding are handed over once, through a `Cell`, because candle's op
+/// interface takes `&self`.
+pub(crate) struct Update<'a, P> {
+    pub(crate) plan: &'a P,
+    pub(crate) backend: Backend,
+    pub(crate) parts: Cell<Option<(State<'a>, Store<'a>)>>,
+}
+
+fn err(e: Error) -> candle_core::Error {
+    candle_core::Error::wrap(e)
+}
+
+impl<P: StepPlan> InplaceOp2 for Update<'_, P> {
+    fn name(&self) -> &'static str {
+        "fused-optim-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (state, store) = self
+            .parts
+            .take()
+            .ok_or_else(|| err(Error::Internal("the step op ran twice")))?;
+        let (ps, pe) = l1.contiguous_offsets().ok_or(err(Error::NonContiguousVar))?;
+        let (gs, ge) = l2
+            .contiguous_offsets()
+            .ok_or(err(Error::Internal("gradient not made contiguous")))?;
+        let range = |len: usize| {
+            if gs <= ge && ge <= len {
+                Ok(gs..ge)
+            } else {
+                Err(err(Error::Internal("gradient layout outside its storage")))
+            }
+        };
+        let grads = match s2 {
+            CpuStorage::F32(g) => Grads::F32(g.get(range(g.len())?).unwrap_or_default()),
+            CpuStorage::BF16(g) => Grads::Bf16(g.get(range(g.len())?).unwrap_or_default()),
+            CpuStorage::F16(g) => Grads::F16(g.get(range(g.len())?).unwrap_or_default()),
+            other => return Err(err(Error::UnsupportedGradDtype(other.dtype()))),
+        };
+        let out_of_range = || err(Error::Internal("parameter layout outside its storage"));
+        let params = match (s1, store) {
+            (CpuStorage::F32(p), _) => Params::F32(p.get_mut(ps..pe).ok_or_else(out_of_range)?),
+            (CpuStorage::BF16(p), Store::Nearest) => {
+                Params::Bf16(p.get_mut(ps..pe).ok_or_else(out_of_range)?)
+            }
+            (CpuStorage::BF16(p), Store::Stochastic(seed)) => Params::Bf16Stochastic {
+                params: p.get_mut(ps..pe).ok_or_else(out_of_range)?,
+                seed,
+            },
+            (CpuStorage::BF16(p), Store::Kahan(compensation)) => Params::Bf16Kahan {
+                params: p.get_mut(ps..pe).ok_or_else(out_of_range)?,
+                compensation,
+            },
+            (CpuStorage::F16(p), _) => Params::F16(p.get_mut(ps..pe).ok_or_else(out_of_range)?),
+            (other, _) => return Err(err(Error::UnsupportedDtype(other.dtype()))),
+        };
+        self.plan
+            .apply_piece(self.backend, 0, params, grads, state)
+            .map_err(|e| err(Error::Optim(e)))
+    }
+}
