@@ -63,6 +63,20 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: 
     g: &[G],
     s: [&mut [T]; S],
 ) {
+    drive_with::<L, K, S, P, G, T>(k, p, g, s, true);
+}
+
+/// [`drive`], with the alignment head optional: the staged driver's tiles of 256 values skip
+/// it, since a head and a tail of scalar elements in every tile would cost more than vector
+/// accesses that straddle cache lines.
+#[inline(always)]
+pub(crate) fn drive_with<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
+    k: &K,
+    p: &mut [P],
+    g: &[G],
+    s: [&mut [T]; S],
+    align: bool,
+) {
     // Every buffer cut to the same length by one check up front, so the vector loop indexes
     // all of them with no per-plane Option or bounds check.
     let n = s.iter().fold(p.len().min(g.len()), |n, b| n.min(b.len()));
@@ -70,7 +84,7 @@ pub(crate) fn drive<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: 
     // vector loop's loads and stores of `p` never split a cache line. Any split of a tensor
     // gives the same bits (chunk invariance), so this changes only the speed.
     // Small tensors skip it: there, vectors matter more than alignment.
-    let head = if n >= 8 * L::LANES {
+    let head = if align && n >= 8 * L::LANES {
         p.as_ptr()
             .align_offset(L::LANES * core::mem::size_of::<P>())
             .min(n)

@@ -316,8 +316,10 @@ pub(crate) fn quantize8(signed: bool, x: &[f32], scale: f32, out: &mut [u8]) {
         for (o, x) in codes.iter_mut().zip(x) {
             *o = code8_with(buckets, *x / scale);
         }
-        for (o, c) in out.iter_mut().zip(codes) {
-            *o = c;
+        // One copy of whole vectors (a zip loop here left half the block to a byte loop).
+        let len = out.len().min(256);
+        if let (Some(o), Some(c)) = (out.get_mut(..len), codes.get(..len)) {
+            o.copy_from_slice(c);
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -20,7 +20,7 @@ use core::ops::Range;
 pub use half::{bf16, f16};
 
 use crate::dispatch::{LaneJob, with_backend};
-use crate::kernel::{Elem, Kernel, drive};
+use crate::kernel::{Elem, Kernel, drive, drive_with};
 use crate::lane::Lane;
 use crate::{Backend, Error};
 use codes::{
@@ -729,7 +729,7 @@ fn direct_tiles<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem>(
                 Some(row) => row.0.get_mut(..len).unwrap_or_default(),
                 None => <&mut [f32]>::default(),
             });
-            drive::<L, K, S, P, G, f32>(k, pt, gt, st);
+            drive_with::<L, K, S, P, G, f32>(k, pt, gt, st, false);
         }
         for ((plane, buf), signed) in planes.iter_mut().zip(sbuf.iter()).zip(K::SIGNED) {
             if let Some(b) = buf.0.get(..len) {
