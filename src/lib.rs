@@ -29,6 +29,12 @@ pub use optimizer::{Optimizer, StepPlan};
 #[doc(inline)]
 pub use training::{amp, clip, schedule};
 
+/// The guide in `docs/formats.md`, whose Rust example runs with the doctests (the other guides
+/// under `docs/` hold no Rust code).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/formats.md")]
+struct FormatsGuide;
+
 /// Internal pieces exposed for this crate's own tests, benchmarks and fuzzers. Not part of the
 /// public API: no stability promise.
 #[doc(hidden)]

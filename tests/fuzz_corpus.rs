@@ -1,9 +1,9 @@
 //! Replays the fuzz targets on stable, as ordinary tests: every file of the committed corpus
-//! (`fuzz/corpus/<target>/`), then a fixed set of pseudo-random inputs per target. The target
-//! logic is the same file the cargo-fuzz targets use (`fuzz/logic.rs`).
+//! (`tests/fuzz/corpus/<target>/`), then a fixed set of pseudo-random inputs per target. The target
+//! logic is the same file the cargo-fuzz targets use (`tests/fuzz/logic.rs`).
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
-#[path = "../fuzz/logic.rs"]
+#[path = "fuzz/logic.rs"]
 mod logic;
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ const GENERATED: u64 = 300;
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("tests/fuzz/corpus")
         .join(target)
 }
 
@@ -59,7 +59,7 @@ fn replay(target: &str) {
 #[test]
 fn every_target_has_a_test() {
     for (name, _) in logic::TARGETS {
-        assert!(corpus_dir(name).is_dir(), "fuzz/corpus/{name} is missing");
+        assert!(corpus_dir(name).is_dir(), "tests/fuzz/corpus/{name} is missing");
     }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bare-metal checks (see README "Embedded and C"):
+# Bare-metal checks (see docs/embedded-and-c.md):
 #  - the main crate builds for thumbv7em-none-eabihf and thumbv6m-none-eabi (no FPU);
 #  - the firmware in embedded/ (every optimizer, run-time lengths, no allocator) links for both
 #    with a panic handler that refers to an undefined symbol: any panic path fails the link;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target (fuzz/) for a short, bounded time, starting from the committed
-# corpus, and fails on a finding. Needs a nightly toolchain: without one this check is skipped
+# corpus (tests/fuzz/corpus, inside the package so the stable replay ships with it), and fails on a finding. Needs a nightly toolchain: without one this check is skipped
 # with a message. cargo-fuzz is installed when missing (a couple of minutes to build).
 # The same target logic also runs on stable in `cargo test` (tests/fuzz_corpus.rs).
 set -euo pipefail
@@ -27,7 +27,7 @@ trap 'rm -rf "$work"' EXIT
 for target in $(cargo +nightly fuzz list); do
     echo "--- fuzz $target for ${secs}s"
     mkdir -p "$work/$target"
-    cp corpus/"$target"/* "$work/$target"/
+    cp ../tests/fuzz/corpus/"$target"/* "$work/$target"/
     # A crash, a panic (a differential mismatch) or a timeout exits non-zero and fails CI;
     # the reproducer is left in fuzz/artifacts/$target/.
     if ! cargo +nightly fuzz run -O "$target" "$work/$target" -- \

@@ -1,6 +1,6 @@
 #![no_main]
 
-#[path = "../logic.rs"]
+#[path = "../../tests/fuzz/logic.rs"]
 mod logic;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| logic::adam(data));
