@@ -121,10 +121,7 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
                 out.insert(key(plane_name), t);
             }
             if !e.comp.is_empty() {
-                out.insert(
-                    key("kahan_comp"),
-                    Tensor::from_slice(&e.comp, shape, &cpu)?,
-                );
+                out.insert(key("kahan_comp"), Tensor::from_slice(&e.comp, shape, &cpu)?);
             }
         }
         Ok(out)

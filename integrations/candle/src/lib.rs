@@ -339,11 +339,7 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
     /// Invalid hyperparameters, a `Var` not on the CPU, not f32/bf16/f16, or not contiguous, a
     /// non-bf16 `Var` with stochastic or Kahan rounding, or a repeated name.
     #[inline]
-    pub fn from_named(
-        vars: Vec<(String, Var)>,
-        config: impl Into<Config<O>>,
-    ) -> candle_core::Result<Self> {
-        let config = config.into();
+    pub fn from_named(vars: Vec<(String, Var)>, config: Config<O>) -> candle_core::Result<Self> {
         config.optimizer.validate().map_err(Error::Optim)?;
         let planes = config.optimizer.plane_names().len();
         let mut entries = Vec::with_capacity(vars.len());
@@ -382,7 +378,9 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
             config.optimizer.init_state_in(state.as_state());
             let (comp, seed) = match (bf16_param, config.rounding) {
                 (true, Rounding::Kahan) => (vec![bf16::ZERO; n], None),
-                (true, Rounding::Stochastic { seed }) => (Vec::new(), Some(seed.wrapping_add(i as u64))),
+                (true, Rounding::Stochastic { seed }) => {
+                    (Vec::new(), Some(seed.wrapping_add(i as u64)))
+                }
                 _ => (Vec::new(), None),
             };
             entries.push(Entry {
@@ -412,15 +410,11 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
     /// # Errors
     /// As [`FusedOptimizer::from_named`], or a poisoned `VarMap` lock.
     #[inline]
-    pub fn from_varmap(
-        varmap: &candle_nn::VarMap,
-        config: impl Into<Config<O>>,
-    ) -> candle_core::Result<Self> {
+    pub fn from_varmap(varmap: &candle_nn::VarMap, config: Config<O>) -> candle_core::Result<Self> {
         let mut vars: Vec<(String, Var)> = {
-            let data = varmap
-                .data()
-                .lock()
-                .map_err(|_| candle_core::Error::msg("fused-optim: the VarMap's lock is poisoned"))?;
+            let data = varmap.data().lock().map_err(|_| {
+                candle_core::Error::msg("fused-optim: the VarMap's lock is poisoned")
+            })?;
             data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         vars.sort_by(|a, b| a.0.cmp(&b.0));

@@ -48,7 +48,9 @@ impl<P: StepPlan> InplaceOp2 for Update<'_, P> {
             .parts
             .take()
             .ok_or_else(|| err(Error::Internal("the step op ran twice")))?;
-        let (ps, pe) = l1.contiguous_offsets().ok_or(err(Error::NonContiguousVar))?;
+        let (ps, pe) = l1
+            .contiguous_offsets()
+            .ok_or(err(Error::NonContiguousVar))?;
         let (gs, ge) = l2
             .contiguous_offsets()
             .ok_or(err(Error::Internal("gradient not made contiguous")))?;
