@@ -50,10 +50,10 @@ impl<P: StepPlan> InplaceOp2 for Update<'_, P> {
             .ok_or_else(|| err(Error::Internal("the step op ran twice")))?;
         let (ps, pe) = l1
             .contiguous_offsets()
-            .ok_or(err(Error::NonContiguousVar))?;
+            .ok_or_else(|| err(Error::NonContiguousVar))?;
         let (gs, ge) = l2
             .contiguous_offsets()
-            .ok_or(err(Error::Internal("gradient not made contiguous")))?;
+            .ok_or_else(|| err(Error::Internal("gradient not made contiguous")))?;
         let range = |len: usize| {
             if gs <= ge && ge <= len {
                 Ok(gs..ge)
