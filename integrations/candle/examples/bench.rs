@@ -217,6 +217,14 @@ fn main() {
             ratio_ar.push(a / r);
             ratio_ca.push(c / a);
         }
+        // The adapter and the raw crate took the same steps on the same gradients: same bits.
+        for (v, p) in ours_vars.iter().zip(&raw_params) {
+            let ours: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            assert!(
+                ours.iter().zip(p).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "the adapter and the raw crate disagree"
+            );
+        }
         let fmt = |s: f64| {
             if s >= 1e-3 {
                 format!("{:.2} ms", s * 1e3)
