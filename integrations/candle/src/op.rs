@@ -89,3 +89,82 @@ impl<P: StepPlan> InplaceOp2 for Update<'_, P> {
             .map_err(|e| err(Error::Optim(e)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use fused_optim::Adam;
+
+    /// The op updates exactly the range a layout with a start offset names, with the raw
+    /// crate's bits, and reads the gradient from its own offset. (candle's public API cannot
+    /// make a `Var` with an offset, so the op is driven directly.)
+    #[test]
+    fn layout_offsets_are_honoured() {
+        let adam = Adam::default();
+        let plan = adam.plan(1).unwrap();
+        let n = 5;
+        let base: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let grad_base: Vec<f32> = (0..9).map(|i| 0.5 - i as f32 * 0.125).collect();
+        let (p_off, g_off) = (4, 2);
+        let mut storage = CpuStorage::F32(base.clone());
+        let grads = CpuStorage::F32(grad_base.clone());
+        let mut state = vec![0.0f32; adam.state_len(n)];
+        let update = Update {
+            plan: &plan,
+            backend: Backend::best(),
+            parts: Cell::new(Some((State::F32(&mut state), Store::Nearest))),
+        };
+        update
+            .cpu_fwd(
+                &mut storage,
+                &Layout::contiguous_with_offset(n, p_off),
+                &grads,
+                &Layout::contiguous_with_offset(n, g_off),
+            )
+            .unwrap();
+        let mut expected = base.clone();
+        let mut raw_state = vec![0.0f32; adam.state_len(n)];
+        plan.apply(
+            &mut expected[p_off..p_off + n],
+            &grad_base[g_off..g_off + n],
+            &mut raw_state,
+        )
+        .unwrap();
+        let CpuStorage::F32(got) = storage else {
+            unreachable!()
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&expected));
+        assert_ne!(bits(&got), bits(&base));
+        assert_eq!(bits(&state), bits(&raw_state));
+    }
+
+    /// A strided parameter layout is refused, and nothing is written.
+    #[test]
+    fn a_strided_var_is_refused() {
+        let plan = Adam::default().plan(1).unwrap();
+        let mut storage = CpuStorage::F32(vec![1.0; 6]);
+        let grads = CpuStorage::F32(vec![1.0; 6]);
+        let mut state = vec![0.0f32; 12];
+        let update = Update {
+            plan: &plan,
+            backend: Backend::best(),
+            parts: Cell::new(Some((State::F32(&mut state), Store::Nearest))),
+        };
+        let transposed = Layout::contiguous((2, 3)).transpose(0, 1).unwrap();
+        let e = update
+            .cpu_fwd(
+                &mut storage,
+                &transposed,
+                &grads,
+                &Layout::contiguous((3, 2)),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("not contiguous"), "{e}");
+        let CpuStorage::F32(got) = storage else {
+            unreachable!()
+        };
+        assert_eq!(got, vec![1.0; 6]);
+    }
+}
