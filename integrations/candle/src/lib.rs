@@ -128,6 +128,8 @@ pub enum Error {
     UnsupportedStateFormat(StateFormat),
     /// Two parameters with the same name.
     DuplicateName(String),
+    /// The same `Var` twice (it would be stepped twice per step).
+    DuplicateVar(String),
     /// A checkpoint that does not fit this optimizer and its parameters.
     Checkpoint(String),
     /// The crate refused the step (invalid hyperparameter, length mismatch, …).
@@ -168,6 +170,10 @@ impl fmt::Display for Error {
                 write!(f, "fused-optim: state format {s:?} is not supported")
             }
             Error::DuplicateName(n) => write!(f, "fused-optim: two parameters are named '{n}'"),
+            Error::DuplicateVar(n) => write!(
+                f,
+                "fused-optim: parameter '{n}' is a Var already given under another name"
+            ),
             Error::Checkpoint(why) => write!(f, "fused-optim checkpoint: {why}"),
             Error::Optim(e) => write!(f, "fused-optim: {e}"),
             Error::Internal(why) => write!(f, "fused-optim internal error: {why}"),
@@ -336,17 +342,21 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
     /// An optimizer over named parameters, in the order given.
     ///
     /// # Errors
-    /// Invalid hyperparameters, a `Var` not on the CPU, not f32/bf16/f16, or not contiguous, a
-    /// non-bf16 `Var` with stochastic or Kahan rounding, or a repeated name.
+    /// Invalid hyperparameters, a `Var` not on the CPU, not f32/bf16/f16, or not contiguous, an
+    /// f16 `Var` with stochastic or Kahan rounding, or a repeated name or `Var`.
     #[inline]
     pub fn from_named(vars: Vec<(String, Var)>, config: Config<O>) -> candle_core::Result<Self> {
         config.optimizer.validate().map_err(Error::Optim)?;
         let planes = config.optimizer.plane_names().len();
         let mut entries = Vec::with_capacity(vars.len());
         let mut seen = std::collections::HashSet::with_capacity(vars.len());
+        let mut seen_ids = std::collections::HashSet::with_capacity(vars.len());
         for (i, (name, var)) in vars.into_iter().enumerate() {
             if !seen.insert(name.clone()) {
                 return Err(Error::DuplicateName(name).into());
+            }
+            if !seen_ids.insert(var.id()) {
+                return Err(Error::DuplicateVar(name).into());
             }
             if !matches!(var.device(), Device::Cpu) {
                 let device = format!("{:?}", var.device().location());

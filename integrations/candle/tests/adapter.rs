@@ -360,6 +360,10 @@ fn bad_gradients_and_hyperparameters_fail_before_any_write() {
         )
         .contains("two parameters are named 'p0'")
     );
+    // One Var under two names.
+    let aliased = vec![vs[0].clone(), ("again".to_string(), vs[0].1.clone())];
+    let e = FusedOptimizer::from_named(aliased, Config::new(fused_optim::Adam::default()));
+    assert!(message(e.unwrap_err()).contains("parameter 'again' is a Var already given"));
 }
 
 #[test]
