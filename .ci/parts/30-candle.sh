@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}/candle
-step() { printf '\n--- %s\n' "$*"; }
+# A clean build, once: no debug info and no incremental state to write (faster to compile).
+export CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0
+step() { printf '\n--- [%ss] %s\n' "$SECONDS" "$*"; }
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cd integrations/candle
@@ -26,3 +28,4 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 
 step "candle: the spiral example, briefly"
 cargo run --example spiral -- --epochs 30
+step "candle: done"
