@@ -14,6 +14,9 @@
 //!
 //! `cargo run --release --example bench [rounds]` (default 15); `BURN_DEVICE=ndarray` for NdArray.
 
+// A benchmark harness: fixed-size arrays indexed by loop counters.
+#![allow(clippy::indexing_slicing)]
+
 use std::time::Instant;
 
 use burn::module::{Module, Param};

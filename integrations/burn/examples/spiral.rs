@@ -92,7 +92,7 @@ fn train(
                 .clone()
                 .into_data()
                 .as_slice::<f32>()
-                .map_or(f32::NAN, |v| v[0]);
+                .map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
             println!("{name:>16}  step {step:4}  loss {value:.6}");
         }
         let grads = GradientsParams::from_grads(l.backward(), &net);
@@ -128,8 +128,8 @@ fn main() {
     let b = train("burn AdamW", init, burn_adamw, &data, steps);
 
     let (la, lb) = (loss(&a, &data.0, &data.1), loss(&b, &data.0, &data.1));
-    let la = la.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v[0]);
-    let lb = lb.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v[0]);
+    let la = la.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
+    let lb = lb.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
     println!(
         "final loss: fused-optim {la:.6}, burn AdamW {lb:.6} (difference {:.2e})",
         (la - lb).abs()

@@ -172,6 +172,7 @@ pub struct FusedState<S> {
 }
 
 impl<S: RecordScalars> RecordState for FusedState<S> {
+    #[inline]
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         let len = self.buffer.len();
         out.push_tensor(
@@ -183,6 +184,7 @@ impl<S: RecordScalars> RecordState for FusedState<S> {
         self.scalars.save(prefix, out);
     }
 
+    #[inline]
     fn state_unflatten(prefix: &str, src: &mut StateSource, _device: &Device) -> Option<Self> {
         let buffer = src
             .take_tensor(prefix, STATE_LEAF)?

@@ -1,5 +1,6 @@
 //! The adapter against the raw crate: same bits, the failure paths, dtypes, zero copy and
 //! checkpoints through burn's optimizer record.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
@@ -373,7 +374,7 @@ fn grads(model: &Mlp, step: usize, device: &Device) -> GradientsParams {
     GradientsParams::from_grads(loss.backward(), model)
 }
 
-fn train(model: Mlp, optim: &mut ModuleOptimizer, steps: std::ops::Range<usize>) -> Mlp {
+fn train(model: Mlp, optim: &mut ModuleOptimizer, steps: core::ops::Range<usize>) -> Mlp {
     let device = model.l1.weight.val().device();
     let mut model = model;
     for step in steps {
