@@ -27,5 +27,5 @@ step "candle: docs (warnings denied)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 
 step "candle: the spiral example, briefly"
-cargo run --example spiral -- --epochs 30
+cargo run --example spiral -- --epochs 10
 step "candle: done"
