@@ -118,6 +118,36 @@ pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), Error> 
     }
 }
 
+/// torch converts a hyperparameter to the tensors' `float` for its operations and raises
+/// (`value cannot be converted to type float without overflow`) when a finite value lies beyond
+/// `f32`'s range; infinities convert.
+#[inline]
+fn fits_f32(name: &'static str, value: f64) -> Result<(), Error> {
+    if value.is_finite() && libm::fabs(value) > f64::from(f32::MAX) {
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must fit in f32 (|value| <= 3.4028235e38)",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// An optimizer's `0 <= x` hyperparameter, also within `f32`'s range ([`fits_f32`]).
+#[inline]
+pub(crate) fn non_negative_f32(name: &'static str, value: f64) -> Result<(), Error> {
+    non_negative(name, value)?;
+    fits_f32(name, value)
+}
+
+/// An optimizer's finite hyperparameter, also within `f32`'s range ([`fits_f32`]).
+#[inline]
+pub(crate) fn finite_f32(name: &'static str, value: f64) -> Result<(), Error> {
+    finite(name, value)?;
+    fits_f32(name, value)
+}
+
 /// `0 <= beta < 1` (NaN rejected), torch's rule for betas.
 #[inline]
 pub(crate) fn beta(name: &'static str, value: f64) -> Result<(), Error> {

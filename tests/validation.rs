@@ -1120,3 +1120,58 @@ fn skipped_steps_do_not_disturb_a_trajectory() {
     assert_eq!((step, scalars), (step_ref, scalars_ref));
     assert_eq!((bits2(&p), bits2(&s)), (bits2(&p_ref), bits2(&s_ref)));
 }
+
+/// A finite hyperparameter beyond `f32`'s range is rejected, as torch rejects it (`value cannot
+/// be converted to type float without overflow`); `f32::MAX` itself and infinities (which
+/// convert) are not range errors.
+#[test]
+fn every_hyperparameter_beyond_f32_is_rejected() {
+    const BIG: f64 = 1e39;
+    macro_rules! each {
+        ($d:expr, $($field:ident),+) => {{
+            let d = $d;
+            $(
+                let mut o = d;
+                o.$field = BIG;
+                rejects(o, stringify!($field), BIG);
+                o.$field = f64::from(f32::MAX);
+                accepts(o);
+            )+
+        }};
+    }
+    each!(
+        Sgd {
+            momentum: 0.5,
+            ..Sgd::default()
+        },
+        lr,
+        momentum,
+        weight_decay,
+        dampening
+    );
+    let mut s = Sgd::default();
+    s.dampening = -BIG;
+    rejects(s, "dampening", -BIG);
+    each!(Adam::default(), lr, eps, weight_decay);
+    each!(Adam::adamw(), lr, eps, weight_decay);
+    each!(
+        Adagrad::default(),
+        lr,
+        lr_decay,
+        weight_decay,
+        initial_accumulator_value,
+        eps
+    );
+    each!(Adadelta::default(), lr, eps, weight_decay);
+    each!(RMSprop::default(), lr, eps, momentum, weight_decay, alpha);
+    each!(Adamax::default(), lr, eps, weight_decay);
+    each!(NAdam::default(), lr, eps, weight_decay, momentum_decay);
+    each!(RAdam::default(), lr, eps, weight_decay);
+    each!(Lion::default(), lr, weight_decay);
+    each!(fused_optim::TorchaoAdam::adamw8bit(), lr, eps, weight_decay);
+    // torch converts an infinite learning rate (and steps to ±inf or NaN): not a range error.
+    accepts(Sgd {
+        lr: f64::INFINITY,
+        ..Sgd::default()
+    });
+}

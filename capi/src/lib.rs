@@ -230,6 +230,7 @@ unsafe fn step_impl<O: Optimizer>(
     opt: O,
     step: u64,
     scalars: &O::Scalars,
+    scalars_out: (usize, usize),
     params: *mut f32,
     grads: *const f32,
     n: usize,
@@ -240,7 +241,7 @@ unsafe fn step_impl<O: Optimizer>(
     check(grads, n)?;
     check(state, state_len)?;
     let (p, g, s) = (range(params, n), range(grads, n), range(state, state_len));
-    if overlap(p, g) || overlap(p, s) || overlap(g, s) {
+    if any_overlap(&[p, g, s, scalars_out]) {
         return Err(FO_ERR_OVERLAP);
     }
     // SAFETY: checked above; distinct buffers, by the overlap check.
@@ -452,6 +453,7 @@ unsafe fn step_ex_impl<O: Optimizer>(
     opt: O,
     step: u64,
     scalars: &O::Scalars,
+    scalars_out: (usize, usize),
     piece: *const FoPiece,
 ) -> Result<O::Scalars, c_int> {
     if piece.is_null() || !piece.is_aligned() {
@@ -493,7 +495,7 @@ unsafe fn step_ex_impl<O: Optimizer>(
         range(d.grads as *const u16, n)
     };
     let [v, k, s] = state.ranges;
-    if any_overlap(&[p, c, g, v, k, s]) {
+    if any_overlap(&[p, c, g, v, k, s, scalars_out]) {
         return Err(FO_ERR_OVERLAP);
     }
     // SAFETY: every buffer checked above (NULL only when empty, aligned, a length the address
@@ -652,7 +654,7 @@ macro_rules! c_functions {
             // SAFETY: the caller's contract.
             let r = unsafe { read(opt) }.and_then(|o| {
                 // SAFETY: the caller's contract.
-                unsafe { step_impl(o, step, &(), params, grads, n, state, state_len) }
+                unsafe { step_impl(o, step, &(), (0, 0), params, grads, n, state, state_len) }
             });
             code(r.map(|()| ()))
         }
@@ -670,7 +672,7 @@ macro_rules! c_functions {
             // SAFETY: the caller's contract.
             let r = unsafe { read(opt) }.and_then(|o| {
                 // SAFETY: the caller's contract.
-                unsafe { step_ex_impl(o, step, &(), piece) }
+                unsafe { step_ex_impl(o, step, &(), (0, 0), piece) }
             });
             code(r.map(|()| ()))
         }
@@ -1110,7 +1112,7 @@ pub extern "C" fn fo_nadam_scalars_default() -> FoNadamScalars {
 unsafe fn with_nadam_scalars(
     scalars: *const FoNadamScalars,
     scalars_after: *mut FoNadamScalars,
-    f: impl FnOnce(&NAdamScalars) -> Result<NAdamScalars, c_int>,
+    f: impl FnOnce(&NAdamScalars, (usize, usize)) -> Result<NAdamScalars, c_int>,
 ) -> c_int {
     if scalars.is_null() || !scalars.is_aligned() {
         return FO_ERR_POINTER;
@@ -1121,7 +1123,12 @@ unsafe fn with_nadam_scalars(
     // SAFETY: non-NULL, aligned, valid by the caller's contract.
     let mu_product = unsafe { *scalars }.mu_product;
     let before = NAdamScalars { mu_product };
-    match f(&before) {
+    // Written after the step: it must not overlap any buffer the step reads or writes.
+    let out = range(
+        scalars_after.cast_const(),
+        usize::from(!scalars_after.is_null()),
+    );
+    match f(&before, out) {
         Ok(after) => {
             if !scalars_after.is_null() {
                 // SAFETY: non-NULL, aligned, writable by the caller's contract.
@@ -1160,8 +1167,9 @@ pub unsafe extern "C" fn fo_nadam_step(
 ) -> c_int {
     // SAFETY: the caller's contract.
     unsafe {
-        with_nadam_scalars(scalars, scalars_after, |before| {
-            read(opt).and_then(|o| step_impl(o, step, before, params, grads, n, state, state_len))
+        with_nadam_scalars(scalars, scalars_after, |before, out| {
+            read(opt)
+                .and_then(|o| step_impl(o, step, before, out, params, grads, n, state, state_len))
         })
     }
 }
@@ -1184,8 +1192,8 @@ pub unsafe extern "C" fn fo_nadam_step_ex(
 ) -> c_int {
     // SAFETY: the caller's contract.
     unsafe {
-        with_nadam_scalars(scalars, scalars_after, |before| {
-            read(opt).and_then(|o| step_ex_impl(o, step, before, piece))
+        with_nadam_scalars(scalars, scalars_after, |before, out| {
+            read(opt).and_then(|o| step_ex_impl(o, step, before, out, piece))
         })
     }
 }

@@ -692,6 +692,52 @@ fn nadam_carries_its_scalars() {
         },
         FO_OK
     );
+    // scalars_after inside params, grads or state: an overlap, with nothing written.
+    let (p0, s0) = (pc.clone(), sc.clone());
+    let gm = g.clone();
+    for (target, offset) in [(0usize, 3usize), (1, 0), (2, 2 * n - 1)] {
+        let mut gm = gm.clone();
+        let out: *mut FoNadamScalars = match target {
+            0 => pc[offset..].as_mut_ptr().cast(),
+            1 => gm[offset..].as_mut_ptr().cast(),
+            _ => sc[offset..].as_mut_ptr().cast(),
+        };
+        let st = unsafe {
+            fo_nadam_step(
+                &c,
+                1,
+                &scalars,
+                out,
+                pc.as_mut_ptr(),
+                gm.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                2 * n,
+            )
+        };
+        assert_eq!(st, FO_ERR_OVERLAP, "scalars_after in buffer {target}");
+        assert_eq!((&pc, &sc, &gm), (&p0, &s0, &g));
+    }
+    // The same through fo_nadam_step_ex.
+    let out: *mut FoNadamScalars = sc[5..].as_mut_ptr().cast();
+    let mut piece = piece_f32(&mut pc, &g, &mut sc);
+    piece.state.format = FO_STATE_F32;
+    let st = unsafe { fo_nadam_step_ex(&c, 1, &scalars, out, &piece) };
+    assert_eq!(st, FO_ERR_OVERLAP);
+    assert_eq!((&pc, &sc), (&p0, &s0));
+}
+
+/// An all-`f32` piece over whole buffers.
+fn piece_f32(params: &mut [f32], grads: &[f32], state: &mut [f32]) -> FoPiece {
+    let mut piece: FoPiece = unsafe { core::mem::zeroed() };
+    piece.params = params.as_mut_ptr().cast();
+    piece.grads = grads.as_ptr().cast();
+    piece.n = params.len();
+    piece.param_format = FO_PARAM_F32;
+    piece.grad_format = FO_GRAD_F32;
+    piece.state.values = state.as_mut_ptr().cast();
+    piece.state.values_len = state.len();
+    piece
 }
 
 #[test]

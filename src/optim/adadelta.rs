@@ -1,7 +1,7 @@
 //! Adadelta (`torch.optim.Adadelta`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, non_negative, step_number, unit_interval};
+use crate::error::{Error, non_negative_f32, step_number, unit_interval};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane};
@@ -77,10 +77,10 @@ impl Adadelta {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
+        non_negative_f32("lr", self.lr)?;
         unit_interval("rho", self.rho)?;
-        non_negative("eps", self.eps)?;
-        non_negative("weight_decay", self.weight_decay)
+        non_negative_f32("eps", self.eps)?;
+        non_negative_f32("weight_decay", self.weight_decay)
     }
 
     /// State length for `n` parameters: `2·n`.

@@ -1,7 +1,7 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, non_negative, step_number};
+use crate::error::{Error, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane};
@@ -79,11 +79,11 @@ impl Adagrad {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("lr_decay", self.lr_decay)?;
-        non_negative("weight_decay", self.weight_decay)?;
-        non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
-        non_negative("eps", self.eps)
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("lr_decay", self.lr_decay)?;
+        non_negative_f32("weight_decay", self.weight_decay)?;
+        non_negative_f32("initial_accumulator_value", self.initial_accumulator_value)?;
+        non_negative_f32("eps", self.eps)
     }
 
     /// State length for `n` parameters: `n` (the sum of squares).

@@ -2,7 +2,7 @@
 //! PyTorch form.
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative, step_number};
+use crate::error::{Error, beta, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, sign_torch};
@@ -77,10 +77,10 @@ impl Lion {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
+        non_negative_f32("lr", self.lr)?;
         beta("betas[0]", self.betas.0)?;
         beta("betas[1]", self.betas.1)?;
-        non_negative("weight_decay", self.weight_decay)
+        non_negative_f32("weight_decay", self.weight_decay)
     }
 
     /// State length for `n` parameters: `n`.

@@ -1,7 +1,7 @@
 //! NAdam (`torch.optim.NAdam`), with its scalar state `mu_product`.
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative, step_number};
+use crate::error::{Error, beta, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
@@ -122,12 +122,12 @@ impl NAdam {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("eps", self.eps)?;
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("eps", self.eps)?;
         beta("betas[0]", self.betas.0)?;
         beta("betas[1]", self.betas.1)?;
-        non_negative("weight_decay", self.weight_decay)?;
-        non_negative("momentum_decay", self.momentum_decay)
+        non_negative_f32("weight_decay", self.weight_decay)?;
+        non_negative_f32("momentum_decay", self.momentum_decay)
     }
 
     /// State length for `n` parameters: `2·n` (the scalar state is separate).
@@ -164,6 +164,15 @@ impl NAdam {
     pub fn plan(&self, step: u64, scalars: &NAdamScalars) -> Result<NAdamPlan, Error> {
         self.validate()?;
         let t = step_number(step)?;
+        // The caller's scalar state: torch's starts at 1 and is multiplied by `mu` in (0, 1)
+        // each step, reaching 0 in f32 after a few hundred steps (a state torch steps on).
+        if !(0.0..=1.0).contains(&scalars.mu_product) {
+            return Err(Error::InvalidHyperparameter {
+                name: "mu_product",
+                value: f64::from(scalars.mu_product),
+                requirement: "must be in [0, 1] (NAdam's scalar state)",
+            });
+        }
         let (b1, b2) = self.betas;
         let bc2 = 1.0 - libm::pow(b2, t);
         let mu = b1 * (1.0 - 0.5 * libm::pow(0.96, t * self.momentum_decay));
@@ -173,6 +182,13 @@ impl NAdam {
         let mu_product = scalars.mu_product * mu as f32;
         let mu_product_f64 = f64::from(mu_product);
         let mu_product_next = mu_product_f64 * mu_next;
+        // torch divides by these as Python floats and raises ZeroDivisionError at 0 (a β1
+        // that rounds `mu` to 1 in f32, e.g. betas[0] = 0.99999999 with momentum_decay = 1e6).
+        if 1.0 - mu_product_f64 == 0.0 || 1.0 - mu_product_next == 0.0 {
+            return Err(Error::InvalidCombination(
+                "betas[0] and momentum_decay make 1 - mu_product zero (torch: ZeroDivisionError)",
+            ));
+        }
         let prep = GradPrep::new(
             self.maximize,
             self.lr,
@@ -414,6 +430,35 @@ mod tests {
 
     fn mu(b1: f64, psi: f64, t: f64) -> f64 {
         b1 * (1.0 - 0.5 * libm::pow(0.96, t * psi))
+    }
+
+    #[test]
+    fn a_zero_denominator_or_a_bad_mu_product_is_an_error() {
+        let opt = NAdam {
+            betas: (0.999_999_99, 0.999),
+            momentum_decay: 1e6,
+            ..NAdam::default()
+        };
+        assert!(matches!(
+            opt.plan(1, &NAdamScalars::default()),
+            Err(Error::InvalidCombination(_))
+        ));
+        for bad in [f32::NAN, f32::INFINITY, -0.5, 1.5] {
+            assert!(matches!(
+                NAdam::default().plan(1, &NAdamScalars { mu_product: bad }),
+                Err(Error::InvalidHyperparameter {
+                    name: "mu_product",
+                    ..
+                })
+            ));
+        }
+        // 0 is a state torch reaches (f32 underflow after a few hundred steps) and steps on.
+        let plan = NAdam::default()
+            .plan(300, &NAdamScalars { mu_product: 0.0 })
+            .unwrap();
+        let mut p = [1.0f32; 3];
+        plan.apply(&mut p, &[0.1; 3], &mut [0.0; 6]).unwrap();
+        assert!(p.iter().all(|x| x.is_finite() && *x < 1.0));
     }
 
     #[test]

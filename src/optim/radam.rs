@@ -1,7 +1,7 @@
 //! RAdam (`torch.optim.RAdam`): Adam with a rectified adaptive learning rate.
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative, step_number};
+use crate::error::{Error, beta, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
@@ -93,11 +93,11 @@ impl RAdam {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("eps", self.eps)?;
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("eps", self.eps)?;
         beta("betas[0]", self.betas.0)?;
         beta("betas[1]", self.betas.1)?;
-        non_negative("weight_decay", self.weight_decay)
+        non_negative_f32("weight_decay", self.weight_decay)
     }
 
     /// State length for `n` parameters: `2·n`.

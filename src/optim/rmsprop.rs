@@ -1,7 +1,7 @@
 //! RMSprop (`torch.optim.RMSprop`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, non_negative, step_number};
+use crate::error::{Error, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
@@ -90,11 +90,11 @@ impl RMSprop {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("eps", self.eps)?;
-        non_negative("momentum", self.momentum)?;
-        non_negative("weight_decay", self.weight_decay)?;
-        non_negative("alpha", self.alpha)
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("eps", self.eps)?;
+        non_negative_f32("momentum", self.momentum)?;
+        non_negative_f32("weight_decay", self.weight_decay)?;
+        non_negative_f32("alpha", self.alpha)
     }
 
     /// State length for `n` parameters: `n`, plus `n` with momentum, plus `n` when centered.

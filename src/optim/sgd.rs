@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum and Nesterov (`torch.optim.SGD`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, finite, non_negative, step_number};
+use crate::error::{Error, finite_f32, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane};
@@ -81,10 +81,10 @@ impl Sgd {
     /// [`Error::InvalidHyperparameter`] or [`Error::InvalidCombination`].
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("momentum", self.momentum)?;
-        non_negative("weight_decay", self.weight_decay)?;
-        finite("dampening", self.dampening)?;
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("momentum", self.momentum)?;
+        non_negative_f32("weight_decay", self.weight_decay)?;
+        finite_f32("dampening", self.dampening)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::InvalidCombination(
                 "Nesterov momentum requires a momentum and zero dampening",

@@ -2,7 +2,7 @@
 //! `Adam4bit`, `AdamWFp8`, `AdamFp8`, version 0.18), as its compiled CPU graph computes them.
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative, step_number};
+use crate::error::{Error, beta, non_negative_f32, step_number};
 use crate::format::{self, Grads, Params, State, StateFormat};
 use crate::kernel::Kernel;
 use crate::lane::{Lane, Lerp, max_nan};
@@ -154,11 +154,11 @@ impl TorchaoAdam {
     /// [`Error::InvalidHyperparameter`] naming the first bad value.
     #[inline]
     pub fn validate(&self) -> Result<(), Error> {
-        non_negative("lr", self.lr)?;
-        non_negative("eps", self.eps)?;
+        non_negative_f32("lr", self.lr)?;
+        non_negative_f32("eps", self.eps)?;
         beta("betas[0]", self.betas.0)?;
         beta("betas[1]", self.betas.1)?;
-        non_negative("weight_decay", self.weight_decay)?;
+        non_negative_f32("weight_decay", self.weight_decay)?;
         for (name, v) in [
             ("lr", self.lr),
             ("eps", self.eps),

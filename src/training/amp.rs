@@ -20,7 +20,10 @@ fn probe<L: Lane>(x: L) -> L {
     x * L::splat(0.0)
 }
 
-/// `x · inv_scale` in place, accumulating [`probe`]`(x)`.
+/// `x · inv_scale` in place, accumulating [`probe`] of the product: the check sees the value
+/// the step will use, so a finite gradient that overflows once unscaled (a scale backed off
+/// to 0 gives `inv_scale = inf`) is found too. Every non-finite input still gives a non-finite
+/// product (`inv_scale` is positive), so nothing torch's check finds is missed.
 #[derive(Clone, Copy, Debug)]
 struct Unscale(f32);
 
@@ -28,7 +31,8 @@ impl Fold for Unscale {
     const INIT: f32 = 0.0;
     #[inline(always)]
     fn fold<L: Lane>(&self, x: L, acc: L) -> (L, L) {
-        (x * L::splat(self.0), acc + probe(x))
+        let y = x * L::splat(self.0);
+        (y, acc + probe(y))
     }
     #[inline(always)]
     fn combine(a: f32, b: f32) -> f32 {
@@ -57,9 +61,15 @@ impl Fold for Check {
 /// ±Inf (torch's `found_inf`).
 ///
 /// ```text
-/// found_inf = any(!isfinite(g))          over every value of every slice
 /// g = (inv_scale == 1) ? g : g · inv_scale    always, even when found_inf
+/// found_inf = any(!isfinite(g))          over every unscaled value of every slice
 /// ```
+///
+/// torch checks each value before multiplying it, so a finite gradient that the multiply
+/// turns into ±inf (possible once a [`GradScaler`] has backed off to a scale of 0, where
+/// `inv_scale` is inf) passes its check and reaches the optimizer. Here the check sees the
+/// product, what the step will use: such a step is skipped. For every other input the two
+/// checks agree.
 ///
 /// As in torch, every gradient is unscaled even when a non-finite value is found (non-finite
 /// values stay non-finite), and with `inv_scale == 1` the pass only checks, writing nothing.
@@ -641,6 +651,31 @@ mod tests {
         s.update(false);
         assert_eq!(s.scale(), 2.0e38);
         assert_eq!(s.growth_tracker(), 0);
+    }
+
+    #[test]
+    fn a_scale_backed_off_to_zero_skips_instead_of_stepping_on_infinities() {
+        let mut scaler = GradScaler::new(1.0e-45, 2.0, 0.5, 2000).unwrap();
+        scaler.update(true); // 1e-45 · 0.5 rounds to 0
+        assert_eq!(scaler.scale(), 0.0);
+        assert_eq!(scaler.inv_scale(), f32::INFINITY);
+        let sgd = crate::Sgd::default();
+        let (mut p, mut g) = ([1.0f32; 3], [0.5f32, -2.0, 3.0]);
+        let mut step = 0;
+        let r = scaler.step(
+            &sgd,
+            &mut step,
+            &mut (),
+            &mut [&mut p],
+            &mut [&mut g],
+            &mut [[0.0f32; 0]],
+        );
+        assert_eq!(r, Ok(StepOutcome::Skipped));
+        assert_eq!((p, step), ([1.0; 3], 0));
+        // A finite gradient that overflows only when unscaled is found too.
+        let mut big = [3.0e38f32, 1.0];
+        assert!(unscale_and_check(&mut [&mut big], 2.0));
+        assert_eq!(big, [f32::INFINITY, 2.0]);
     }
 
     #[test]

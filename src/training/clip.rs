@@ -88,19 +88,27 @@ impl NormType {
     }
 
     /// The norm from a (reduced) partial: `√partial` for L2 (f64, correctly rounded), the
-    /// partial itself for Inf.
+    /// partial itself for Inf. torch holds the norm in an `f32` tensor, so a norm beyond
+    /// `f32`'s range is `+inf` here too (and clipping then zeroes the gradients, or fails
+    /// with `error_if_nonfinite`).
     ///
     /// ```
     /// use fused_optim::clip::NormType;
     /// assert_eq!(NormType::L2.finish(16.0), 4.0);
     /// assert_eq!(NormType::Inf.finish(16.0), 16.0);
+    /// assert_eq!(NormType::L2.total(&[[3.0e38f32, 3.0e38]]), f64::INFINITY); // torch: inf
     /// ```
     #[inline]
     #[must_use]
     pub fn finish(self, partial: f64) -> f64 {
-        match self {
+        let norm = match self {
             NormType::L2 => libm::sqrt(partial),
             NormType::Inf => partial,
+        };
+        if norm.is_finite() && (norm as f32).is_infinite() {
+            f64::INFINITY
+        } else {
+            norm
         }
     }
 
@@ -452,6 +460,28 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_norm_beyond_f32_is_infinite_as_in_torch() {
+        // torch 2.15: clip_grad_norm_([3e38, 3e38], 1.0) returns inf and zeroes the gradients;
+        // with error_if_nonfinite=True it raises.
+        let mut g = [3.0e38f32, 3.0e38];
+        assert_eq!(
+            clip_grad_norm(&mut [&mut g], 1.0, NormType::L2, true),
+            Err(Error::NonFinite {
+                what: "total_norm",
+                value: f64::INFINITY
+            })
+        );
+        assert_eq!(g, [3.0e38, 3.0e38]);
+        let total = clip_grad_norm(&mut [&mut g], 1.0, NormType::L2, false).unwrap();
+        assert_eq!(total, f64::INFINITY);
+        assert_eq!(g, [0.0, 0.0]);
+        // Just inside f32's range, the norm stays finite.
+        let mut h = [2.0e38f32, 2.0e38];
+        let total = clip_grad_norm(&mut [&mut h], 1.0, NormType::L2, false).unwrap();
+        assert!(total.is_finite() && (total as f32).is_finite());
     }
 
     fn same(a: f32, b: f32) -> bool {
