@@ -41,13 +41,63 @@ fn config() -> ProptestConfig {
 }
 
 macro_rules! backend_tests {
+    // Every backend but the scalar reference is compared with the scalar reference; the
+    // scalar module has only the tests that do not compare a backend with itself.
     ($modname:ident, $backend:expr) => {
-        mod $modname {
-            use super::*;
-
+        backend_tests!(@module $modname, $backend, {
             fn bitwise<O: Optimizer>(opt: O, step: u64, seed: u64) {
                 on($backend, || assert_backend_matches_scalar($backend, opt, step, 3, seed));
             }
+
+            proptest! {
+                #![proptest_config(config())]
+                #[test]
+                fn sgd_matches_scalar(opt in strategies::sgd(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn adam_matches_scalar(opt in strategies::adam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn adagrad_matches_scalar(opt in strategies::adagrad(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn adadelta_matches_scalar(opt in strategies::adadelta(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn rmsprop_matches_scalar(opt in strategies::rmsprop(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn adamax_matches_scalar(opt in strategies::adamax(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn nadam_matches_scalar(opt in strategies::nadam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn radam_matches_scalar(opt in strategies::radam(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn lion_matches_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+            }
+        });
+    };
+    ($modname:ident, $backend:expr, reference) => {
+        backend_tests!(@module $modname, $backend, {});
+    };
+    (@module $modname:ident, $backend:expr, { $($bitwise:tt)* }) => {
+        mod $modname {
+            use super::*;
+
+            $($bitwise)*
 
             fn chunks<O: Optimizer>(opt: O, step: u64, n: usize, cuts: &[usize], seed: u64) {
                 on($backend, || assert_chunk_invariant($backend, opt, step, n, cuts, seed));
@@ -55,100 +105,46 @@ macro_rules! backend_tests {
 
             proptest! {
                 #![proptest_config(config())]
-
-                #[test]
-                fn sgd_matches_scalar(opt in strategies::sgd(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
-                #[test]
-                fn adam_matches_scalar(opt in strategies::adam(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn sgd_chunk_invariant(opt in strategies::sgd(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
                 #[test]
                 fn adam_chunk_invariant(opt in strategies::adam(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn adagrad_matches_scalar(opt in strategies::adagrad(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn adagrad_chunk_invariant(opt in strategies::adagrad(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn adadelta_matches_scalar(opt in strategies::adadelta(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn adadelta_chunk_invariant(opt in strategies::adadelta(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn rmsprop_matches_scalar(opt in strategies::rmsprop(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn rmsprop_chunk_invariant(opt in strategies::rmsprop(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn adamax_matches_scalar(opt in strategies::adamax(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn adamax_chunk_invariant(opt in strategies::adamax(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn nadam_matches_scalar(opt in strategies::nadam(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn nadam_chunk_invariant(opt in strategies::nadam(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn radam_matches_scalar(opt in strategies::radam(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn radam_chunk_invariant(opt in strategies::radam(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }
-
-                #[test]
-                fn lion_matches_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
-                    bitwise(opt, step, seed);
-                }
-
                 #[test]
                 fn lion_chunk_invariant(opt in strategies::lion(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
@@ -159,7 +155,7 @@ macro_rules! backend_tests {
     };
 }
 
-backend_tests!(scalar, Backend::Scalar);
+backend_tests!(scalar, Backend::Scalar, reference);
 backend_tests!(portable, Backend::Portable);
 backend_tests!(avx2, Backend::Avx2);
 backend_tests!(avx512, Backend::Avx512);

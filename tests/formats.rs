@@ -839,96 +839,90 @@ const SWEEP_CASES: u32 = 12;
 const CHUNK_CASES: u32 = 128;
 
 macro_rules! backend_tests {
+    // Every backend but the scalar reference is compared with the scalar reference; the
+    // scalar module has only the tests that do not compare a backend with itself.
     ($modname:ident, $backend:expr) => {
-        mod $modname {
-            use super::*;
-
+        backend_tests!(@module $modname, $backend, {
             fn bitwise<O: Optimizer>(opt: O, step: u64, seed: u64) {
                 on($backend, || assert_formats_match_scalar($backend, opt, step, seed));
             }
 
             proptest! {
                 #![proptest_config(config(SWEEP_CASES))]
-
                 #[test]
                 fn sgd_formats_match_scalar(opt in sgd_plain(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn sgd_momentum_formats_match_scalar(opt in sgd_momentum(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn adam_formats_match_scalar(opt in adam_plain(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn adamw_formats_match_scalar(opt in adamw(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn amsgrad_formats_match_scalar(opt in amsgrad(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn adagrad_formats_match_scalar(opt in strategies::adagrad(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn adadelta_formats_match_scalar(opt in strategies::adadelta(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn rmsprop_formats_match_scalar(opt in rmsprop_plain(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn rmsprop_momentum_formats_match_scalar(opt in rmsprop_momentum(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn rmsprop_centered_formats_match_scalar(opt in rmsprop_centered(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn adamax_formats_match_scalar(opt in strategies::adamax(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn nadam_formats_match_scalar(opt in strategies::nadam(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn radam_formats_match_scalar(opt in strategies::radam(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn lion_formats_match_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
-
                 #[test]
                 fn torchao_adam_formats_match_scalar(opt in torchao(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
             }
+        });
+    };
+    ($modname:ident, $backend:expr, reference) => {
+        backend_tests!(@module $modname, $backend, {});
+    };
+    (@module $modname:ident, $backend:expr, { $($bitwise:tt)* }) => {
+        mod $modname {
+            use super::*;
+
+            $($bitwise)*
 
             proptest! {
                 #![proptest_config(config(CHUNK_CASES))]
-
                 #[test]
                 fn pieces_match_whole(opt in any_opt(), step in strategies::step(),
                     n in prop_oneof![0..1100usize, Just(4133usize)],
@@ -940,7 +934,7 @@ macro_rules! backend_tests {
     };
 }
 
-backend_tests!(scalar, Backend::Scalar);
+backend_tests!(scalar, Backend::Scalar, reference);
 backend_tests!(portable, Backend::Portable);
 backend_tests!(avx2, Backend::Avx2);
 backend_tests!(avx512, Backend::Avx512);
