@@ -65,6 +65,15 @@ fn loss(net: &Net, x: &Tensor<2>, y: &Tensor<2>) -> Tensor<1> {
     margin.neg().exp().add_scalar(1.0).log().mean()
 }
 
+/// The value of a one-element tensor (NaN if it cannot be read).
+fn value(t: Tensor<1>) -> f32 {
+    let data = t.into_data();
+    data.as_slice::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f32::NAN)
+}
+
 fn accuracy(net: &Net, x: &Tensor<2>, y: &[f32]) -> f32 {
     let logits = net.forward(x.clone()).into_data();
     let logits = logits.as_slice::<f32>().unwrap_or(&[]);
@@ -88,12 +97,7 @@ fn train(
     for step in 1..=steps {
         let l = loss(&net, x, y);
         if step == 1 || step % 50 == 0 || step == steps {
-            let value = l
-                .clone()
-                .into_data()
-                .as_slice::<f32>()
-                .map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
-            println!("{name:>16}  step {step:4}  loss {value:.6}");
+            println!("{name:>16}  step {step:4}  loss {:.6}", value(l.clone()));
         }
         let grads = GradientsParams::from_grads(l.backward(), &net);
         net = optim.step(1e-2, net, grads);
@@ -128,8 +132,7 @@ fn main() {
     let b = train("burn AdamW", init, burn_adamw, &data, steps);
 
     let (la, lb) = (loss(&a, &data.0, &data.1), loss(&b, &data.0, &data.1));
-    let la = la.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
-    let lb = lb.into_data().as_slice::<f32>().map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN));
+    let (la, lb) = (value(la), value(lb));
     println!(
         "final loss: fused-optim {la:.6}, burn AdamW {lb:.6} (difference {:.2e})",
         (la - lb).abs()
