@@ -2,12 +2,14 @@
 //! interleaved in one process, on ResNet-18's 62 parameter tensors, a small CNN and a 1-20-1 MLP.
 //!
 //! ```text
-//! cargo run --release --example bench [-- --rounds N]
+//! cargo run --release --example bench [-- --rounds N] [--workloads resnet18,cnn,mlp] [--skip-candle]
 //! ```
 //!
 //! The gradients come from a real `backward()` (loss = Σ sum(v²) over the vars), computed once
-//! and fed to every step. Each round runs every contender for the same number of steps, in
-//! turn; the table shows medians over rounds of the time per step and the medians of the
+//! and fed to every step. Each round runs every contender in turn, in a rotating order; each
+//! timed sample follows 2 ms of untimed steps of the same contender (warm caches, and candle's
+//! worker threads, which spin ~1 ms after each op, are done). `candle_nn::AdamW` runs fewer steps
+//! per sample than the two fast ones. The table shows medians over rounds of the time per step and the medians of the
 //! per-round ratios, so a slow stretch of a shared machine hits every contender alike. The
 //! 1-minute load average (`/proc/loadavg`) is printed before and after.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -80,10 +82,13 @@ fn values(seed: u64, n: usize) -> Vec<f32> {
 }
 
 struct Workload {
+    key: &'static str,
     label: &'static str,
     shapes: Vec<Vec<usize>>,
-    /// Steps per timed sample (more for the tiny workloads).
+    /// Steps per timed sample of `candle_nn::AdamW` (more for the tiny workloads).
     steps: usize,
+    /// Steps per timed sample of the adapter and of the raw crate.
+    fast_steps: usize,
 }
 
 /// Times `steps` calls of `f`, returning seconds per call.
@@ -93,6 +98,15 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() / steps as f64
+}
+
+/// Untimed steps for at least 2 ms: warms the caches, and outlasts the ~1 ms candle's worker
+/// threads spin after the previous contender's last op.
+fn warm(mut f: impl FnMut()) {
+    let t = Instant::now();
+    while t.elapsed().as_secs_f64() < 2e-3 {
+        f();
+    }
 }
 
 fn main() {
@@ -105,19 +119,25 @@ fn main() {
     let load_before = load();
     let workloads = [
         Workload {
+            key: "resnet18",
             label: "ResNet-18 (62 tensors, 11.7 M)",
             shapes: resnet18(),
             steps: 1,
+            fast_steps: 2,
         },
         Workload {
+            key: "cnn",
             label: "small CNN (6 tensors, 5 258)",
             shapes: cnn(),
             steps: 200,
+            fast_steps: 200,
         },
         Workload {
+            key: "mlp",
             label: "MLP 1-20-1 (4 tensors, 61)",
             shapes: mlp(),
             steps: 2000,
+            fast_steps: 2000,
         },
     ];
     println!(
@@ -129,7 +149,15 @@ fn main() {
         "| workload | candle_nn::AdamW | adapter | raw crate | adapter / raw | candle_nn / adapter |"
     );
     println!("|---|---|---|---|---|---|");
+    // `--workloads resnet18,cnn,mlp` (default: all).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--workloads")
+        .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
     for w in &workloads {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|k| k == w.key)) {
+            continue;
+        }
         let make_vars = |seed: u64| -> Vec<Var> {
             w.shapes
                 .iter()
@@ -181,14 +209,14 @@ fn main() {
             .iter()
             .map(|p| vec![0.0; adamw.state_len(p.len())])
             .collect();
-        let mut raw_step = 0u64;
+        let raw_step = std::cell::Cell::new(0u64);
 
         // Warm-up (first-touch page faults, caches).
         candle_opt.step(&candle_grads).unwrap();
         ours.step(&ours_grads).unwrap();
         let mut raw_once = || {
-            raw_step += 1;
-            let plan = adamw.plan(raw_step).unwrap();
+            raw_step.set(raw_step.get() + 1);
+            let plan = adamw.plan(raw_step.get()).unwrap();
             for ((p, g), s) in raw_params.iter_mut().zip(&raw_grads).zip(&mut raw_state) {
                 plan.apply(p, g, s).unwrap();
             }
@@ -204,11 +232,18 @@ fn main() {
             for k in 0..3 {
                 match (round + k) % 3 {
                     0 if !skip_candle => {
-                        c = time(w.steps, || candle_opt.step(&candle_grads).unwrap())
+                        warm(|| candle_opt.step(&candle_grads).unwrap());
+                        c = time(w.steps, || candle_opt.step(&candle_grads).unwrap());
                     }
                     0 => {}
-                    1 => a = time(w.steps, || ours.step(&ours_grads).unwrap()),
-                    _ => r = time(w.steps, &mut raw_once),
+                    1 => {
+                        warm(|| ours.step(&ours_grads).unwrap());
+                        a = time(w.fast_steps, || ours.step(&ours_grads).unwrap());
+                    }
+                    _ => {
+                        warm(&mut raw_once);
+                        r = time(w.fast_steps, &mut raw_once);
+                    }
                 }
             }
             tc.push(c);
@@ -217,7 +252,16 @@ fn main() {
             ratio_ar.push(a / r);
             ratio_ca.push(c / a);
         }
-        // The adapter and the raw crate took the same steps on the same gradients: same bits.
+        // The warm-ups are timed, so the two took different numbers of steps: even them out,
+        // then the adapter and the raw crate, same steps on the same gradients, have the same bits.
+        let mut ours_steps = ours.step_count("0").unwrap();
+        while ours_steps < raw_step.get() {
+            ours.step(&ours_grads).unwrap();
+            ours_steps += 1;
+        }
+        while raw_step.get() < ours_steps {
+            raw_once();
+        }
         for (v, p) in ours_vars.iter().zip(&raw_params) {
             let ours: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
             assert!(
