@@ -1,10 +1,13 @@
-//! One optimizer step (AdamW, torch's defaults) on burn's default CPU device, four ways,
+//! One optimizer step (AdamW, torch's defaults) on burn's default CPU device, six ways,
 //! interleaved in one process:
 //!
 //! * `burn AdamW`: burn's own `AdamWConfig` (same hyperparameters) in burn's `ModuleOptimizer`;
 //! * `adapter`: `fused_optim_burn::adamw()` in burn's `ModuleOptimizer` (zero-copy path);
 //! * `adapter, shared`: the same while another handle holds every parameter (burn copies it);
-//! * `raw crate`: `fused_optim::Adam::adamw()` on plain `Vec<f32>`s with the same gradients.
+//! * `raw crate`: `fused_optim::Adam::adamw()` on plain `Vec<f32>`s with the same gradients;
+//! * `adapter, per-tensor step`: the adapter's `step` called directly on plain tensors, without
+//!   any module driver (the adapter's own per-parameter cost);
+//! * `adapter, lean driver`: `fused_optim_burn::adamw().lean()`, the `Module::map`-based driver.
 //!
 //! Workloads: torchvision ResNet-18's 62 parameter shapes (11 689 512 values), a small CNN's
 //! (6 tensors, 5 258) and a 1-20-1 MLP's (4 tensors, 61). Gradients come from a real
@@ -20,9 +23,11 @@
 use std::time::Instant;
 
 use burn::module::{Module, Param};
+use burn::optim::Optimizer as _;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use fused_optim::Adam;
+use fused_optim_burn::{Fused, FusedState, LeanModuleOptimizer};
 
 /// A module whose parameters have the given shapes (ranks 1, 2 and 4).
 #[derive(Module, Debug)]
@@ -183,6 +188,66 @@ fn median(v: &mut [f64]) -> f64 {
 
 const LR: f64 = 1e-3;
 
+/// The adapter's per-tensor `step` called directly on plain (non-autodiff) tensors, without
+/// `ModuleOptimizer`: what the adapter itself costs per parameter.
+struct Direct {
+    t1: Vec<Tensor<1>>,
+    t2: Vec<Tensor<2>>,
+    t4: Vec<Tensor<4>>,
+    states: Vec<Option<FusedState<()>>>,
+}
+
+impl Direct {
+    fn new(shapes: &[Vec<usize>]) -> Self {
+        let m = build(shapes, &Device::default(), 1).0;
+        Direct {
+            t1: m.p1.into_iter().map(Param::into_value).collect(),
+            t2: m.p2.into_iter().map(Param::into_value).collect(),
+            t4: m.p4.into_iter().map(Param::into_value).collect(),
+            states: vec![None; shapes.len()],
+        }
+    }
+
+    /// One step: `g` holds the gradients, in the module's order (unique tensors).
+    fn step(&mut self, fused: &Fused<Adam>, g: (Vec<Tensor<1>>, Vec<Tensor<2>>, Vec<Tensor<4>>)) {
+        fn each<const D: usize>(
+            fused: &Fused<Adam>,
+            ts: &mut Vec<Tensor<D>>,
+            gs: Vec<Tensor<D>>,
+            states: &mut [Option<FusedState<()>>],
+        ) {
+            *ts = core::mem::take(ts)
+                .into_iter()
+                .zip(gs)
+                .zip(states.iter_mut())
+                .map(|((p, g), s)| {
+                    let (p, state) = fused.step(LR, p, g, s.take());
+                    *s = state;
+                    p
+                })
+                .collect();
+        }
+        let (a, b) = (self.t1.len(), self.t1.len() + self.t2.len());
+        let (s1, rest) = self.states.split_at_mut(a);
+        let (s2, s4) = rest.split_at_mut(b - a);
+        each(fused, &mut self.t1, g.0, s1);
+        each(fused, &mut self.t2, g.1, s2);
+        each(fused, &mut self.t4, g.2, s4);
+    }
+}
+
+/// The gradients of `m` taken out of `g` (so each is held once), in the module's order.
+fn unique_grads(
+    m: &Shapes,
+    mut g: GradientsParams,
+) -> (Vec<Tensor<1>>, Vec<Tensor<2>>, Vec<Tensor<4>>) {
+    (
+        m.p1.iter().filter_map(|p| g.remove::<1>(p.id)).collect(),
+        m.p2.iter().filter_map(|p| g.remove::<2>(p.id)).collect(),
+        m.p4.iter().filter_map(|p| g.remove::<4>(p.id)).collect(),
+    )
+}
+
 struct Contender {
     model: Option<Shapes>,
     optim: Option<ModuleOptimizer>,
@@ -199,9 +264,9 @@ fn main() {
     let fused = fused_optim_burn::adamw();
 
     println!(
-        "\n| workload | burn AdamW | adapter | adapter, shared | raw crate | burn AdamW / adapter | adapter / raw | copy path (ns/elem) |"
+        "\n| workload | burn AdamW | adapter | adapter, shared | raw crate | adapter, per-tensor step | adapter, lean driver | burn AdamW / adapter | adapter / raw | adapter / lean | copy path (ns/elem) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, shapes) in workloads() {
         let n_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
         let (model, inputs) = build(&shapes, &device, 1);
@@ -231,15 +296,36 @@ fn main() {
         ];
         let mut raw_p = host_params(&model);
         let mut raw_s: Vec<Vec<f32>> = raw_p.iter().map(|p| vec![0.0; 2 * p.len()]).collect();
-        let mut times: [Vec<f64>; 4] = Default::default();
+        let mut direct = Direct::new(&shapes);
+        let mut lean: (Option<Shapes>, LeanModuleOptimizer<Adam>) =
+            (Some(copy(&model)), fused.lean());
+        let mut times: [Vec<f64>; 6] = Default::default();
+        let mut ratio_lean: Vec<f64> = Vec::new();
         let mut ratio_burn: Vec<f64> = Vec::new();
         let mut ratio_raw: Vec<f64> = Vec::new();
         let mut copy_cost: Vec<f64> = Vec::new();
         // One warm-up round, not recorded.
         for round in 0..=rounds {
-            let mut t = [0.0f64; 4];
-            for k in 0..4 {
-                let which = (round + k) % 4;
+            let mut t = [0.0f64; 6];
+            for k in 0..6 {
+                let which = (round + k) % 6;
+                if which == 5 {
+                    if let Some(m) = lean.0.take() {
+                        let g = grads(&m, &inputs);
+                        let start = Instant::now();
+                        let m = lean.1.step(LR, m, g);
+                        t[5] = start.elapsed().as_secs_f64();
+                        lean.0 = Some(m);
+                    }
+                    continue;
+                }
+                if which == 4 {
+                    let g = unique_grads(&model, grads(&model, &inputs));
+                    let start = Instant::now();
+                    direct.step(&fused, g);
+                    t[4] = start.elapsed().as_secs_f64();
+                    continue;
+                }
                 if which == 3 {
                     // Gradients from the same backward, read out before timing.
                     let g = host_grads(&model, &grads(&model, &inputs));
@@ -267,7 +353,8 @@ fn main() {
                 c.model = Some(m);
             }
             if round > 0 {
-                for k in 0..4 {
+                ratio_lean.push(t[1] / t[5]);
+                for k in 0..6 {
                     times[k].push(t[k]);
                 }
                 ratio_burn.push(t[0] / t[1]);
@@ -284,13 +371,16 @@ fn main() {
             }
         };
         println!(
-            "| {label} | {} | {} | {} | {} | {:.2}× | {:.2}× | {:.2} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2} |",
             ms(&mut times[0]),
             ms(&mut times[1]),
             ms(&mut times[2]),
             ms(&mut times[3]),
+            ms(&mut times[4]),
+            ms(&mut times[5]),
             median(&mut ratio_burn),
             median(&mut ratio_raw),
+            median(&mut ratio_lean),
             median(&mut copy_cost),
         );
     }

@@ -37,9 +37,11 @@
 //! counted in [`Fused::diagnostics`]. The adapter itself has no panic path.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::optim::{ModuleOptimizer, RecordState, StateSink, StateSource};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::{GradientsParams, ModuleOptimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Error, Grads, Lion, NAdam, NAdamScalars, Optimizer, Params,
@@ -250,6 +252,16 @@ impl<O: FusedOptimizer> Fused<O> {
         ModuleOptimizer::from(self.clone())
     }
 
+    /// The lean whole-module driver (see [`LeanModuleOptimizer`]): less per-parameter
+    /// bookkeeping than burn's [`ModuleOptimizer`], but no burn optimizer record.
+    #[inline]
+    pub fn lean(&self) -> LeanModuleOptimizer<O> {
+        LeanModuleOptimizer {
+            fused: self.clone(),
+            states: HashMap::new(),
+        }
+    }
+
     /// A fresh state for a tensor of `n` elements.
     #[inline]
     pub fn fresh_state(&self, n: usize) -> FusedState<O::Scalars> {
@@ -416,4 +428,109 @@ pub fn radam() -> Fused<RAdam> {
 #[inline]
 pub fn lion() -> Fused<Lion> {
     valid(Lion::default())
+}
+
+/// A whole-module driver for [`Fused`] built on burn's public `Module::map`, without
+/// [`ModuleOptimizer`]'s per-parameter bookkeeping (type-erased state boxed twice per parameter,
+/// the parameter's path string, optimizer groups): the same updates, bit for bit, in less time
+/// per parameter tensor (see `docs/burn.md`).
+///
+/// Its states are plain [`FusedState`]s keyed by [`ParamId`] ([`Self::states`],
+/// [`Self::with_states`]); it does not write burn's optimizer record, so use [`Fused::init`]
+/// when checkpoints must go through burn's recorder. No gradient clipping, no parameter groups.
+///
+/// ```
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::optim::GradientsParams;
+/// use burn::tensor::{Device, Tensor};
+///
+/// let device = Device::default().autodiff();
+/// let model: Linear = LinearConfig::new(3, 1).init(&device);
+/// let mut optim = fused_optim_burn::adamw().lean();
+/// let loss = model.forward(Tensor::<2>::ones([4, 3], &device)).powi_scalar(2).mean();
+/// let grads = GradientsParams::from_grads(loss.backward(), &model);
+/// let model = optim.step(1e-3, model, grads);
+/// assert_eq!(optim.states().len(), 2); // weight and bias
+/// ```
+#[derive(Debug)]
+pub struct LeanModuleOptimizer<O: FusedOptimizer> {
+    fused: Fused<O>,
+    states: HashMap<ParamId, FusedState<O::Scalars>>,
+}
+
+impl<O: FusedOptimizer> LeanModuleOptimizer<O> {
+    /// Updates every parameter of `module` that has a gradient in `grads`, as
+    /// [`ModuleOptimizer::step`] does with a constant learning rate.
+    #[inline]
+    pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
+        module.map(&mut LeanMapper {
+            fused: &self.fused,
+            states: &mut self.states,
+            grads: &mut grads,
+            lr,
+        })
+    }
+
+    /// The per-parameter states.
+    #[inline]
+    pub fn states(&self) -> &HashMap<ParamId, FusedState<O::Scalars>> {
+        &self.states
+    }
+
+    /// Replaces the per-parameter states (for example saved from [`Self::states`]).
+    #[inline]
+    pub fn with_states(mut self, states: HashMap<ParamId, FusedState<O::Scalars>>) -> Self {
+        self.states = states;
+        self
+    }
+
+    /// The wrapped [`Fused`] (its [`Fused::diagnostics`] count this driver's skips too).
+    #[inline]
+    pub fn fused(&self) -> &Fused<O> {
+        &self.fused
+    }
+}
+
+struct LeanMapper<'a, O: FusedOptimizer> {
+    fused: &'a Fused<O>,
+    states: &'a mut HashMap<ParamId, FusedState<O::Scalars>>,
+    grads: &'a mut GradientsParams,
+    lr: f64,
+}
+
+impl<O: FusedOptimizer> ModuleMapper for LeanMapper<'_, O> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        // The autodiff flags the parameter carries, put back on the updated value (what burn's
+        // ModuleOptimizer does too).
+        let require_grad = tensor.is_require_grad();
+        let distributed = tensor.is_distributed();
+        let checkpointing = tensor.gradient_checkpointing_strategy();
+        let inner = tensor.inner();
+        let grad = if grad.device() == inner.device() {
+            grad
+        } else {
+            grad.to_device(&inner.device())
+        };
+        let state = self.states.remove(&id);
+        let (updated, state) =
+            burn::optim::Optimizer::step(self.fused, self.lr, inner, grad, state);
+        if let Some(state) = state {
+            self.states.insert(id, state);
+        }
+        let mut updated = Tensor::from_inner(updated);
+        if let Some(strategy) = checkpointing {
+            updated = updated.with_gradient_checkpointing_strategy(strategy);
+        }
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        if distributed {
+            updated = updated.set_distributed(id);
+        }
+        Param::from_mapped_value(id, updated, mapper)
+    }
 }

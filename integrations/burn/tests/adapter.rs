@@ -471,3 +471,31 @@ fn checkpoints_through_burns_record_resume_bitwise() {
         .unwrap(),
     );
 }
+
+/// The lean driver gives burn's ModuleOptimizer path's bits, keeps the parameters trainable
+/// (else the later steps would find no gradients and the bits would differ), and its states can
+/// be moved to a fresh driver to resume.
+#[test]
+fn the_lean_driver_matches_module_optimizer_bitwise() {
+    let device = Device::flex().autodiff();
+    let fused = fused_optim_burn::nadam();
+    let initial = Mlp::new(&device);
+    let mut optim = fused.init();
+    let straight = train(initial.clone(), &mut optim, 0..6);
+
+    let mut lean = fused.lean();
+    let mut model = initial;
+    for step in 0..3 {
+        let g = grads(&model, step, &device);
+        model = lean.step(1e-2, model, g);
+    }
+    assert_eq!(lean.states().len(), 4);
+    let mut resumed = fused.lean().with_states(lean.states().clone());
+    for step in 3..6 {
+        let g = grads(&model, step, &device);
+        model = resumed.step(1e-2, model, g);
+    }
+    assert!(model.l1.weight.val().is_require_grad());
+    assert_eq!(param_bits(&model), param_bits(&straight));
+    assert_eq!(fused.diagnostics().skipped(), 0);
+}
