@@ -9,6 +9,7 @@ extern crate std;
 // optim/     one file per optimizer: formula, per-step scalars, kernel body, tests
 // format/    storage formats: bf16/f16, block-quantized state, stochastic rounding, Kahan
 // training/  loss scaling, clipping and schedules
+// parallel.rs  multi-core steps (feature `rayon`), over format/split.rs's pieces
 // kernel.rs  the driver that owns loads and stores; lane.rs the lane abstraction;
 // dispatch/  backend selection, and the only module allowed to opt out of the crate-wide
 //            ban on unchecked code (CPU feature detection, intrinsics).
@@ -19,11 +20,15 @@ mod kernel;
 mod lane;
 mod optim;
 mod optimizer;
+#[cfg(feature = "rayon")]
+pub mod parallel;
 mod training;
 
 pub use dispatch::Backend;
 pub use error::Error;
-pub use format::{Grads, Params, State, StateFormat, StateLayout, bf16, f16};
+pub use format::{
+    Grads, Params, Pieces, State, StateFormat, StateLayout, StatePlanes, TensorStep, bf16, f16,
+};
 pub use optim::*;
 pub use optimizer::{Optimizer, StepPlan};
 #[doc(inline)]

@@ -27,7 +27,7 @@ use std::io::Write;
 use common::Rng;
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    RMSprop, Sgd, State, StateFormat, StepPlan, TensorStep, TorchaoAdam, bf16, f16,
 };
 use proptest::prelude::*;
 
@@ -938,6 +938,258 @@ backend_tests!(scalar, Backend::Scalar, reference);
 backend_tests!(portable, Backend::Portable);
 backend_tests!(avx2, Backend::Avx2);
 backend_tests!(avx512, Backend::Avx512);
+
+// ---------------------------------------------------------------------------------------------
+// The split API (`TensorStep`) and, with the `rayon` feature, `parallel::apply`: pieces run on
+// several threads give the whole step's bits.
+
+/// Every combination and state format: a whole-tensor step, against the same step cut by
+/// `TensorStep::pieces(count)` and run on `count` std threads at once.
+fn assert_threads_match_whole<O: Optimizer>(opt: O, step: u64, n: usize, count: usize, seed: u64)
+where
+    O::Plan: Sync,
+{
+    let mut rng = Rng(seed);
+    let planes = planes(&opt);
+    let plan = opt.plan(step, &O::Scalars::default()).unwrap();
+    let best = Backend::best();
+    for (pk, gk) in COMBOS {
+        let p0 = ParamBuf::random(pk, n, &mut rng);
+        let g = GradBuf::random(gk, n, &mut rng);
+        for format in FORMATS {
+            let s0 = StateBuf::random(format, planes, n, &mut rng);
+            let (mut p_whole, mut s_whole) = (p0.clone(), s0.clone());
+            plan.apply_piece(best, 0, p_whole.params(), g.grads(), s_whole.state())
+                .unwrap();
+            let (mut p, mut s) = (p0.clone(), s0);
+            let whole = TensorStep::new(p.params(), g.grads(), s.state(), planes).unwrap();
+            let pieces: Vec<TensorStep<'_>> = whole.pieces(count).collect();
+            assert_eq!(pieces.len(), count);
+            for w in pieces.windows(2) {
+                assert_eq!(w[0].offset() + w[0].len(), w[1].offset());
+                // Every piece starts aligned, or at the end (an empty last piece).
+                assert!(w[1].offset() % w[1].alignment() == 0 || w[1].offset() == n);
+            }
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = pieces
+                    .into_iter()
+                    .map(|piece| scope.spawn(|| piece.apply(&plan, best)))
+                    .collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+            if let Some(d) =
+                first_diff(&snapshot(&p_whole, &s_whole, true), &snapshot(&p, &s, true))
+            {
+                panic!(
+                    "{count} threads differ from the whole: {d}; {opt:?} {pk:?}/{gk:?} \
+                     {format:?} step {step} n {n} (seed {seed})"
+                );
+            }
+        }
+    }
+}
+
+/// Several tensors of one format through `parallel::apply` on `threads` rayon threads, against
+/// each tensor stepped whole on one thread.
+#[cfg(feature = "rayon")]
+fn assert_parallel_matches_whole<O: Optimizer>(
+    opt: O,
+    step: u64,
+    lens: &[usize],
+    threads: usize,
+    seed: u64,
+) where
+    O::Plan: Sync,
+{
+    let mut rng = Rng(seed);
+    let planes = planes(&opt);
+    let plan = opt.plan(step, &O::Scalars::default()).unwrap();
+    let best = Backend::best();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    for (pk, gk) in COMBOS {
+        for format in FORMATS {
+            let mut p: Vec<ParamBuf> = lens
+                .iter()
+                .map(|&n| ParamBuf::random(pk, n, &mut rng))
+                .collect();
+            let g: Vec<GradBuf> = lens
+                .iter()
+                .map(|&n| GradBuf::random(gk, n, &mut rng))
+                .collect();
+            let mut s: Vec<StateBuf> = lens
+                .iter()
+                .map(|&n| StateBuf::random(format, planes, n, &mut rng))
+                .collect();
+            let (mut p_whole, mut s_whole) = (p.clone(), s.clone());
+            for ((p, g), s) in p_whole.iter_mut().zip(&g).zip(s_whole.iter_mut()) {
+                plan.apply_piece(best, 0, p.params(), g.grads(), s.state())
+                    .unwrap();
+            }
+            {
+                let mut tensors: Vec<TensorStep<'_>> = p
+                    .iter_mut()
+                    .zip(&g)
+                    .zip(s.iter_mut())
+                    .map(|((p, g), s)| {
+                        TensorStep::new(p.params(), g.grads(), s.state(), planes).unwrap()
+                    })
+                    .collect();
+                pool.install(|| fused_optim::parallel::apply(&plan, best, &mut tensors))
+                    .unwrap();
+            }
+            for (k, (a, b)) in p_whole.iter().zip(&p).enumerate() {
+                let whole = snapshot(a, &s_whole[k], true);
+                let par = snapshot(b, &s[k], true);
+                if let Some(d) = first_diff(&whole, &par) {
+                    panic!(
+                        "{threads} rayon threads differ from one: tensor {k} of {lens:?}: {d}; \
+                         {opt:?} {pk:?}/{gk:?} {format:?} step {step} (seed {seed})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn pieces_on_threads_match_whole(opt in any_opt(), step in strategies::step(),
+        n in prop_oneof![0..2000usize, Just(4133usize), Just(40_000usize)],
+        count in 1..9usize, seed: u64) {
+        with_opt!(opt, o => assert_threads_match_whole(o, step, n, count, seed));
+    }
+}
+
+#[cfg(feature = "rayon")]
+proptest! {
+    #![proptest_config(config(12))]
+
+    #[test]
+    fn parallel_steps_match_one_thread(opt in any_opt(), step in strategies::step(),
+        big in prop_oneof![Just(70_000usize), Just(33_000usize), 0..5000usize],
+        threads in prop::sample::select(vec![1usize, 2, 3, 8]), seed: u64) {
+        let lens = [big, 37, 4096, big / 2 + 1];
+        with_opt!(opt, o => assert_parallel_matches_whole(o, step, &lens, threads, seed));
+    }
+}
+
+#[test]
+fn split_errors_are_typed_and_apply_checks_the_plan() {
+    let mut p = vec![0.5f32; 1000];
+    let g = vec![0.1f32; 1000];
+    let (mut codes, mut scales) = (vec![0u8; 2000], vec![0.0f32; 8]);
+    let t = TensorStep::new(
+        Params::F32(&mut p),
+        Grads::F32(&g),
+        State::Int8 {
+            codes: &mut codes,
+            scales: &mut scales,
+        },
+        2,
+    )
+    .unwrap();
+    assert_eq!((t.block(), t.alignment()), (256, 256));
+    assert_eq!(
+        t.split_at(100).unwrap_err(),
+        Error::Misaligned {
+            offset: 100,
+            block: 256
+        }
+    );
+    let t = TensorStep::new(
+        Params::F32(&mut p),
+        Grads::F32(&g),
+        State::Int8 {
+            codes: &mut codes,
+            scales: &mut scales,
+        },
+        2,
+    )
+    .unwrap();
+    assert!(matches!(
+        t.split_at(1001),
+        Err(Error::LengthMismatch { .. })
+    ));
+    // A plan with three planes (AMSGrad) on a two-plane step: refused, nothing written.
+    let t = TensorStep::new(
+        Params::F32(&mut p),
+        Grads::F32(&g),
+        State::Int8 {
+            codes: &mut codes,
+            scales: &mut scales,
+        },
+        2,
+    )
+    .unwrap();
+    let amsgrad = Adam {
+        amsgrad: true,
+        ..Adam::default()
+    }
+    .plan(1)
+    .unwrap();
+    assert!(matches!(
+        t.apply(&amsgrad, Backend::best()),
+        Err(Error::LengthMismatch {
+            what: "state planes",
+            ..
+        })
+    ));
+    assert!(p.iter().all(|&x| x == 0.5) && codes.iter().all(|&c| c == 0));
+    // Wrong buffer sizes are found when the step is built.
+    assert!(matches!(
+        TensorStep::new(
+            Params::F32(&mut p),
+            Grads::F32(&g[..999]),
+            State::F32(&mut []),
+            0
+        ),
+        Err(Error::LengthMismatch { what: "grads", .. })
+    ));
+    assert!(matches!(
+        TensorStep::new(
+            Params::F32(&mut p),
+            Grads::F32(&g),
+            State::F32(&mut [0.0; 10]),
+            1
+        ),
+        Err(Error::LengthMismatch { what: "state", .. })
+    ));
+}
+
+#[cfg(feature = "rayon")]
+#[test]
+fn a_parallel_step_with_one_bad_tensor_writes_nothing() {
+    let plan = Adam::default().plan(1).unwrap();
+    let (mut a, mut b) = (vec![1.0f32; 100_000], vec![2.0f32; 50_000]);
+    let (ga, gb) = (vec![0.1f32; 100_000], vec![0.1f32; 50_000]);
+    let (mut sa, mut sb) = (vec![0.0f32; 200_000], vec![0.0f32; 50_000]);
+    let mut tensors = [
+        TensorStep::new(Params::F32(&mut a), Grads::F32(&ga), State::F32(&mut sa), 2).unwrap(),
+        // One plane where Adam has two.
+        TensorStep::new(Params::F32(&mut b), Grads::F32(&gb), State::F32(&mut sb), 1).unwrap(),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let r = pool.install(|| fused_optim::parallel::apply(&plan, Backend::best(), &mut tensors));
+    assert!(matches!(
+        r,
+        Err(Error::LengthMismatch {
+            what: "state planes",
+            ..
+        })
+    ));
+    assert!(a.iter().all(|&x| x == 1.0) && b.iter().all(|&x| x == 2.0));
+    assert!(sa.iter().chain(&sb).all(|&x| x == 0.0));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Element formats against an independent model: the f32 step, operands widened and each store

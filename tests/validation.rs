@@ -1149,9 +1149,14 @@ fn every_hyperparameter_beyond_f32_is_rejected() {
         weight_decay,
         dampening
     );
-    let mut s = Sgd::default();
-    s.dampening = -BIG;
-    rejects(s, "dampening", -BIG);
+    rejects(
+        Sgd {
+            dampening: -BIG,
+            ..Sgd::default()
+        },
+        "dampening",
+        -BIG,
+    );
     each!(Adam::default(), lr, eps, weight_decay);
     each!(Adam::adamw(), lr, eps, weight_decay);
     each!(

@@ -13,11 +13,13 @@
 mod codes;
 pub(crate) mod convert;
 mod philox;
+mod split;
 mod tables;
 
 use core::ops::Range;
 
 pub use half::{bf16, f16};
+pub use split::{Pieces, StatePlanes, TensorStep};
 
 use crate::dispatch::{LaneJob, with_backend};
 use crate::kernel::{Elem, Kernel, drive, drive_with};
@@ -341,6 +343,8 @@ pub enum State<'a> {
         /// One `f32` per block.
         scales: &'a mut [f32],
     },
+    /// One piece of a tensor's state, plane by plane, as [`TensorStep`] cuts it.
+    Planes(StatePlanes<'a>),
 }
 
 impl State<'_> {
@@ -361,6 +365,7 @@ impl State<'_> {
             State::Int8 { .. } => StateFormat::Int8,
             State::Int4 { .. } => StateFormat::Int4,
             State::Fp8 { .. } => StateFormat::Fp8,
+            State::Planes(p) => p.format(),
         }
     }
 
@@ -386,6 +391,7 @@ impl State<'_> {
                 codes: codes.len(),
                 scales: scales.len(),
             },
+            State::Planes(p) => p.format().layout(p.planes(), p.len()),
         }
     }
 
@@ -393,6 +399,7 @@ impl State<'_> {
     /// or every code with the block scale that makes it dequantize closest to `value`.
     pub(crate) fn fill(&mut self, value: f32) {
         match self {
+            State::Planes(p) => p.fill(value),
             State::F32(v) => v.fill(value),
             State::Bf16(v) => v.fill(f32_to_bf16(value)),
             State::F16(v) => v.fill(f32_to_f16(value)),
@@ -471,18 +478,6 @@ enum Plane<'a> {
     },
 }
 
-/// Splits `buf` into `S` consecutive pieces of `len` (the caller checked `buf.len() == S·len`).
-fn planes_of<T, const S: usize>(buf: &mut [T], len: usize) -> [&mut [T]; S] {
-    let mut rest = buf;
-    core::array::from_fn(|_| {
-        let (head, tail) = core::mem::take(&mut rest)
-            .split_at_mut_checked(len)
-            .unwrap_or_default();
-        rest = tail;
-        head
-    })
-}
-
 /// The all-`f32` path on its own: the lengths checked as [`run`] checks them, then the direct
 /// driver. Plans' `apply`/`apply_on` call this, so a firmware that only steps `f32` tensors
 /// links none of the storage-format code.
@@ -538,21 +533,7 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
         });
     }
     let format = state.format();
-    let want = format.layout(S, n);
-    let have = state.layout();
-    for (what, expected, actual) in [
-        ("state", want.values, have.values),
-        ("state codes", want.codes, have.codes),
-        ("state scales", want.scales, have.scales),
-    ] {
-        if expected != actual {
-            return Err(Error::LengthMismatch {
-                what,
-                expected,
-                actual,
-            });
-        }
-    }
+    let planes = StatePlanes::of(state, S, n)?;
     // A piece must start on a block boundary; with no state planes there are no blocks.
     if S > 0 && !offset.is_multiple_of(format.block()) {
         return Err(Error::Misaligned {
@@ -567,32 +548,31 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
     // bf16 state under f32 parameters, f32 master weights with bf16 gradients), run the direct
     // driver: conversions happen in registers, with no staging.
     use crate::dispatch::run as direct;
-    let (params, grads, state) = match (params, grads, state) {
-        (Params::F32(p), Grads::F32(g), State::F32(v)) => {
-            return direct(backend, k, p, g, planes_of(v, n));
-        }
-        (Params::Bf16(p), Grads::Bf16(g), State::Bf16(v)) => {
-            return direct(backend, k, p, g, planes_of(v, n));
-        }
-        (Params::F16(p), Grads::F16(g), State::F16(v)) => {
-            return direct(backend, k, p, g, planes_of(v, n));
-        }
-        (Params::F32(p), Grads::F32(g), State::Bf16(v)) => {
-            return direct(backend, k, p, g, planes_of(v, n));
-        }
-        (Params::F32(p), Grads::Bf16(g), State::F32(v)) => {
-            return direct(backend, k, p, g, planes_of(v, n));
-        }
+    use split::PlanesInnerS as S_;
+    let (params, grads, state) = match (params, grads, planes.first::<S>()) {
+        (Params::F32(p), Grads::F32(g), S_::F32(v)) => return direct(backend, k, p, g, v),
+        (Params::Bf16(p), Grads::Bf16(g), S_::Bf16(v)) => return direct(backend, k, p, g, v),
+        (Params::F16(p), Grads::F16(g), S_::F16(v)) => return direct(backend, k, p, g, v),
+        (Params::F32(p), Grads::F32(g), S_::Bf16(v)) => return direct(backend, k, p, g, v),
+        (Params::F32(p), Grads::Bf16(g), S_::F32(v)) => return direct(backend, k, p, g, v),
         other => other,
     };
-    let plane = format.plane(n);
     let planes: [Plane<'_>; S] = match state {
-        State::F32(v) => planes_of::<_, S>(v, n).map(Plane::F32),
-        State::Bf16(v) => planes_of::<_, S>(v, n).map(Plane::Bf16),
-        State::F16(v) => planes_of::<_, S>(v, n).map(Plane::F16),
-        State::Int8 { codes, scales } => block_planes(BlockKind::Int8, codes, scales, plane),
-        State::Int4 { codes, scales } => block_planes(BlockKind::Int4, codes, scales, plane),
-        State::Fp8 { codes, scales } => block_planes(BlockKind::Fp8, codes, scales, plane),
+        S_::F32(v) => v.map(Plane::F32),
+        S_::Bf16(v) => v.map(Plane::Bf16),
+        S_::F16(v) => v.map(Plane::F16),
+        S_::Block {
+            kind,
+            codes,
+            scales,
+        } => {
+            let mut s = scales.into_iter();
+            codes.map(|codes| Plane::Block {
+                kind,
+                codes,
+                scales: s.next().unwrap_or_default(),
+            })
+        }
     };
     let job = Staged {
         k,
@@ -603,21 +583,6 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
         planes,
     };
     with_backend(backend, job)
-}
-
-fn block_planes<'a, const S: usize>(
-    kind: BlockKind,
-    codes: &'a mut [u8],
-    scales: &'a mut [f32],
-    plane: StateLayout,
-) -> [Plane<'a>; S] {
-    let mut c = planes_of::<_, S>(codes, plane.codes).into_iter();
-    let mut s = planes_of::<_, S>(scales, plane.scales).into_iter();
-    core::array::from_fn(|_| Plane::Block {
-        kind,
-        codes: c.next().unwrap_or_default(),
-        scales: s.next().unwrap_or_default(),
-    })
 }
 
 /// Values per tile of the staged driver: a multiple of every block size.

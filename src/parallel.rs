@@ -1,0 +1,196 @@
+//! Steps on several cores (feature `rayon`): one plan over many tensors, balanced by element
+//! count across rayon's threads, with the same bits as one thread.
+
+use crate::{Backend, Error, StepPlan, TensorStep};
+
+/// Below this many elements a piece of work is not split further: it runs on the thread that
+/// holds it (a whole step below it stays on the calling thread). Measured on a 2-core AMD EPYC
+/// (Zen 5) VM with `bench/compare.py --threads` (see `docs/threads.md`).
+pub const MIN_PARALLEL: usize = 1 << 15;
+
+/// Applies `plan` to every tensor on the current rayon pool's threads
+/// ([`rayon::current_num_threads`]; run it inside [`rayon::ThreadPool::install`] to choose
+/// the count). The work is cut by element count, not by tensor: a large tensor is split into
+/// pieces (at [`TensorStep::alignment`]), small ones are grouped, and each thread gets about
+/// the same number of elements. Any thread count gives the bits of a one-thread step.
+///
+/// ```
+/// use fused_optim::{Adam, Backend, Grads, Params, State, TensorStep, parallel};
+/// let adam = Adam::adamw();
+/// let plan = adam.plan(1)?;
+/// let (mut a, mut b) = (vec![1.0f32; 100_000], vec![2.0f32; 3]);
+/// let (ga, gb) = (vec![0.1f32; 100_000], vec![0.1f32; 3]);
+/// let (mut sa, mut sb) = (vec![0.0f32; 200_000], vec![0.0f32; 6]);
+/// let mut tensors = [
+///     TensorStep::new(Params::F32(&mut a), Grads::F32(&ga), State::F32(&mut sa), 2)?,
+///     TensorStep::new(Params::F32(&mut b), Grads::F32(&gb), State::F32(&mut sb), 2)?,
+/// ];
+/// parallel::apply(&plan, Backend::best(), &mut tensors)?;
+/// assert!(a[0] < 1.0 && b[0] < 2.0);
+/// # Ok::<(), fused_optim::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::BackendUnavailable`], or any tensor's error from [`TensorStep::apply`] (a plan for
+/// an optimizer with another number of state planes, a misaligned piece); every tensor is
+/// checked before anything is written, so nothing is written on error.
+#[inline]
+pub fn apply<P: StepPlan + Sync>(
+    plan: &P,
+    backend: Backend,
+    tensors: &mut [TensorStep<'_>],
+) -> Result<(), Error> {
+    if !backend.is_available() {
+        return Err(Error::BackendUnavailable(backend));
+    }
+    // The plan runs every check on a tensor's empty first piece, and writes nothing there.
+    for t in tensors.iter_mut() {
+        let (empty, _) = t.reborrow().split_at(0)?;
+        empty.apply(plan, backend)?;
+    }
+    let work = Work {
+        head: None,
+        mid: tensors,
+        tail: None,
+    };
+    run(plan, backend, work, rayon::current_num_threads())
+}
+
+/// A contiguous run of the step's work: a piece of a tensor, whole tensors, a piece of a tensor.
+struct Work<'s, 'a> {
+    head: Option<TensorStep<'s>>,
+    mid: &'s mut [TensorStep<'a>],
+    tail: Option<TensorStep<'s>>,
+}
+
+impl<'s> Work<'s, '_> {
+    fn len(&self) -> usize {
+        let ends = self.head.as_ref().map_or(0, TensorStep::len)
+            + self.tail.as_ref().map_or(0, TensorStep::len);
+        self.mid
+            .iter()
+            .map(TensorStep::len)
+            .fold(ends, usize::saturating_add)
+    }
+
+    /// Cuts after about `target` elements (rounded down to the alignment of the tensor cut).
+    fn split(self, target: usize) -> (Self, Self) {
+        let Work { head, mid, tail } = self;
+        let mut acc = 0usize;
+        let mut head = head;
+        if let Some(h) = head.take() {
+            if h.len() >= target {
+                let (a, b) = cut(h, target);
+                let left = Work {
+                    head: a,
+                    mid: &mut [],
+                    tail: None,
+                };
+                return (left, Work { head: b, mid, tail });
+            }
+            acc = h.len();
+            head = Some(h);
+        }
+        let k = mid.iter().position(|t| {
+            acc = acc.saturating_add(t.len());
+            acc > target
+        });
+        match k {
+            Some(k) => {
+                let (left, rest) = mid.split_at_mut(k);
+                let Some((t, right)) = rest.split_first_mut() else {
+                    return (
+                        Work {
+                            head,
+                            mid: left,
+                            tail: None,
+                        },
+                        Work {
+                            head: None,
+                            mid: &mut [],
+                            tail,
+                        },
+                    );
+                };
+                let before = acc.saturating_sub(t.len());
+                let (a, b) = cut(t.reborrow(), target.saturating_sub(before));
+                (
+                    Work {
+                        head,
+                        mid: left,
+                        tail: a,
+                    },
+                    Work {
+                        head: b,
+                        mid: right,
+                        tail,
+                    },
+                )
+            }
+            None => match tail {
+                Some(t) => {
+                    let (a, b) = cut(t, target.saturating_sub(acc));
+                    (
+                        Work { head, mid, tail: a },
+                        Work {
+                            head: b,
+                            mid: &mut [],
+                            tail: None,
+                        },
+                    )
+                }
+                None => (
+                    Work {
+                        head,
+                        mid,
+                        tail: None,
+                    },
+                    Work {
+                        head: None,
+                        mid: &mut [],
+                        tail: None,
+                    },
+                ),
+            },
+        }
+    }
+}
+
+/// Splits `t` at `at` rounded down to its alignment; `None` for an empty side.
+fn cut(t: TensorStep<'_>, at: usize) -> (Option<TensorStep<'_>>, Option<TensorStep<'_>>) {
+    let align = t.alignment().max(1);
+    let at = (at / align).saturating_mul(align).min(t.len());
+    let at = at - at % t.block().max(1);
+    match t.split_at(at) {
+        Ok((a, b)) => (Some(a), Some(b)),
+        // Unreachable: `at` is aligned and within the length.
+        Err(_) => (None, None),
+    }
+}
+
+fn run<P: StepPlan + Sync>(
+    plan: &P,
+    backend: Backend,
+    work: Work<'_, '_>,
+    threads: usize,
+) -> Result<(), Error> {
+    let total = work.len();
+    if threads <= 1 || total < MIN_PARALLEL {
+        let Work { head, mid, tail } = work;
+        if let Some(h) = head {
+            h.apply(plan, backend)?;
+        }
+        for t in mid.iter_mut() {
+            t.reborrow().apply(plan, backend)?;
+        }
+        return tail.map_or(Ok(()), |t| t.apply(plan, backend));
+    }
+    let left_threads = threads / 2;
+    let target = (total / threads).saturating_mul(left_threads);
+    let (left, right) = work.split(target);
+    let (a, b) = rayon::join(
+        || run(plan, backend, left, left_threads),
+        || run(plan, backend, right, threads - left_threads),
+    );
+    a.and(b)
+}
