@@ -112,7 +112,8 @@ fused_optimizer!(
 /// Why a parameter was left unchanged at a step (see [`Diagnostics`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
-    /// The state does not fit the tensor (for example a record from another model).
+    /// The state does not fit the tensor (for example a record from another model), or a
+    /// fresh one could not be allocated.
     StateMismatch,
     /// The step's plan was refused: an invalid learning rate (negative or NaN, from a
     /// schedule) or a step counter at `u64::MAX`.
@@ -156,8 +157,8 @@ impl Diagnostics {
     #[inline]
     pub fn skipped(&self) -> u64 {
         self.count(Skip::StateMismatch)
-            + self.count(Skip::InvalidStep)
-            + self.count(Skip::UnsupportedTensor)
+            .saturating_add(self.count(Skip::InvalidStep))
+            .saturating_add(self.count(Skip::UnsupportedTensor))
     }
 }
 
@@ -262,16 +263,19 @@ impl<O: FusedOptimizer> Fused<O> {
         }
     }
 
-    /// A fresh state for a tensor of `n` elements.
+    /// A fresh state for a tensor of `n` elements; `None` if it cannot be allocated.
     #[inline]
-    pub fn fresh_state(&self, n: usize) -> FusedState<O::Scalars> {
-        let mut buffer = vec![0.0; self.optimizer.state_len(n)];
+    pub fn fresh_state(&self, n: usize) -> Option<FusedState<O::Scalars>> {
+        let len = self.optimizer.state_len(n);
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(len).ok()?;
+        buffer.resize(len, 0.0);
         self.optimizer.init_state(&mut buffer);
-        FusedState {
+        Some(FusedState {
             buffer,
             step: 0,
             scalars: O::Scalars::default(),
-        }
+        })
     }
 
     /// Updates one tensor given as host data, the core of [`burn::optim::Optimizer::step`]:
@@ -334,7 +338,11 @@ impl<O: FusedOptimizer> burn::optim::Optimizer for Fused<O> {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let n = tensor.shape().num_elements();
-        let mut state = state.unwrap_or_else(|| self.fresh_state(n));
+        let Some(mut state) = state.or_else(|| self.fresh_state(n)) else {
+            // No memory for the state: nothing is updated.
+            self.diagnostics.record(Skip::StateMismatch);
+            return (tensor, None);
+        };
         // Checks that need no data first, so a refused step costs no read-back.
         if state.buffer.len() != self.optimizer.state_len(n) {
             self.diagnostics.record(Skip::StateMismatch);

@@ -211,7 +211,7 @@ fn an_invalid_learning_rate_at_a_step_leaves_everything_unchanged_and_is_counted
             None,
         );
         assert_eq!(bits(&read(t)), bits(&p));
-        assert_eq!(s.unwrap(), fused.fresh_state(6));
+        assert_eq!(s, fused.fresh_state(6));
     }
     assert_eq!(fused.diagnostics().count(Skip::InvalidStep), 2);
     // The clone inside a ModuleOptimizer shares the counters.
@@ -405,7 +405,7 @@ fn module_steps_with_real_gradients_match_the_raw_crate() {
     let mut optim = fused.init();
     let mut model = Mlp::new(&device);
     let mut raw_w = read(model.l1.weight.val());
-    let mut raw_s = fused.fresh_state(raw_w.len());
+    let mut raw_s = fused.fresh_state(raw_w.len()).unwrap();
     for step in 0..4 {
         let g = grads(&model, step, &device);
         let gw = read(g.get::<2>(model.l1.weight.id).unwrap());
