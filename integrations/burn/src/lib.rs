@@ -35,6 +35,9 @@
 //! wrong length (a record from another model), an invalid learning rate from a schedule, a dtype
 //! the kernels do not have (f64) — leaves that parameter **and** its state unchanged and is
 //! counted in [`Fused::diagnostics`]. The adapter itself has no panic path.
+//!
+//! [`Fused::lean`] gives [`LeanModuleOptimizer`], a whole-module driver with less per-parameter
+//! bookkeeping than [`ModuleOptimizer`] (same bits; no burn record).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
