@@ -60,7 +60,9 @@ use core::time::Duration;
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use fused_optim::__private::memory_floor;
+use fused_optim::__private::{FloorPlan, memory_floor};
+#[cfg(feature = "rayon")]
+use fused_optim::TensorStep;
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
     RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
@@ -167,6 +169,10 @@ struct Args {
     grads: GradFmt,
     state: StateFormat,
     block_all: bool,
+    /// With the `rayon` feature: steps and floors through `parallel::apply` on a pool of this
+    /// many threads (0: the plain one-thread loop).
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+    threads: usize,
 }
 
 impl Args {
@@ -182,6 +188,7 @@ fn parse_args() -> Args {
     let mut align = 0;
     let (mut params, mut grads, mut state) = (ParamFmt::F32, GradFmt::F32, StateFormat::F32);
     let mut block_all = false;
+    let mut threads = 0;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -214,6 +221,12 @@ fn parse_args() -> Args {
             "--grads" => grads = GradFmt::parse(&it.next().expect("--grads FORMAT")),
             "--state" => state = parse_state(&it.next().expect("--state FORMAT")),
             "--block-all" => block_all = true,
+            "--threads" => {
+                threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N");
+                if !cfg!(feature = "rayon") && threads > 0 {
+                    panic!("--threads needs the rayon feature (cargo build --features rayon)");
+                }
+            }
             _ => positional.push(a),
         }
     }
@@ -240,6 +253,7 @@ fn parse_args() -> Args {
         grads,
         state,
         block_all,
+        threads,
     }
 }
 
@@ -652,6 +666,8 @@ struct Model<O: Optimizer> {
     step: u64,
     scalars: O::Scalars,
     planes: usize,
+    #[cfg(feature = "rayon")]
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl<O: Optimizer> Model<O> {
@@ -687,7 +703,40 @@ impl<O: Optimizer> Model<O> {
             step: 0,
             scalars: O::Scalars::default(),
             planes,
+            #[cfg(feature = "rayon")]
+            pool: (args.threads > 0).then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(args.threads)
+                    .build()
+                    .expect("a thread pool")
+            }),
         }
+    }
+
+    /// `plan` over every tensor through `parallel::apply` on the pool; false without one.
+    #[cfg(feature = "rayon")]
+    fn parallel<P: StepPlan>(&mut self, plan: &P) -> bool {
+        let Some(pool) = &self.pool else {
+            return false;
+        };
+        let planes = self.planes;
+        let mut steps: Vec<TensorStep<'_>> = self
+            .tensors
+            .iter_mut()
+            .map(|t| {
+                TensorStep::new(t.params.view(), t.grads.view(), t.state.view(), planes)
+                    .expect("buffers fit")
+            })
+            .collect();
+        let backend = self.backend;
+        pool.install(|| fused_optim::parallel::apply(plan, backend, &mut steps))
+            .expect("buffers fit");
+        true
+    }
+
+    #[cfg(not(feature = "rayon"))]
+    fn parallel<P: StepPlan>(&mut self, _plan: &P) -> bool {
+        false
     }
 
     /// One optimizer step over every tensor: one plan, applied to each.
@@ -698,6 +747,10 @@ impl<O: Optimizer> Model<O> {
             .opt
             .plan(self.step, &self.scalars)
             .expect("valid hyperparameters");
+        if self.parallel(&plan) {
+            self.scalars = plan.scalars_after();
+            return;
+        }
         for t in &mut self.tensors {
             plan.apply_piece(
                 self.backend,
@@ -714,6 +767,11 @@ impl<O: Optimizer> Model<O> {
     /// The same walk with the crate's memory floor instead of the optimizer (f32 buffers).
     #[inline(never)]
     fn floor_crate(&mut self) {
+        if self.parallel(&FloorPlan {
+            planes: self.planes,
+        }) {
+            return;
+        }
         for t in &mut self.tensors {
             let (p, g, s) = (t.params.f32_mut(), t.grads.f32(), t.state.f32_mut());
             memory_floor(self.backend, self.planes, p, g, s).expect("buffers fit");

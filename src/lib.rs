@@ -44,7 +44,47 @@ struct FormatsGuide;
 /// public API: no stability promise.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Backend, Error};
+    use crate::{Backend, Error, Grads, Params, State, StepPlan};
+
+    /// [`memory_floor`] as a plan for `planes` state planes, so that split and multi-core steps
+    /// ([`TensorStep`](crate::TensorStep), `parallel::apply`) can stream the same bytes with no
+    /// arithmetic. With `f32` buffers it is the direct driver's pure floor.
+    #[derive(Clone, Copy, Debug)]
+    pub struct FloorPlan {
+        /// State planes (`0..=3`).
+        pub planes: usize,
+    }
+
+    impl StepPlan for FloorPlan {
+        type Scalars = ();
+
+        #[inline]
+        fn apply_piece(
+            &self,
+            backend: Backend,
+            offset: usize,
+            params: Params<'_>,
+            grads: Grads<'_>,
+            state: State<'_>,
+        ) -> Result<(), Error> {
+            use crate::format::run;
+            use crate::kernel::Floor;
+            match self.planes {
+                0 => run::<_, 0>(backend, &Floor, 0, offset, params, grads, state),
+                1 => run::<_, 1>(backend, &Floor, 0, offset, params, grads, state),
+                2 => run::<_, 2>(backend, &Floor, 0, offset, params, grads, state),
+                3 => run::<_, 3>(backend, &Floor, 0, offset, params, grads, state),
+                _ => Err(Error::LengthMismatch {
+                    what: "state planes",
+                    expected: 3,
+                    actual: self.planes,
+                }),
+            }
+        }
+
+        #[inline]
+        fn scalars_after(&self) {}
+    }
 
     /// Streams a tensor and `planes` state planes (`0..=3`) through the same driver as the
     /// kernels, with no arithmetic: the memory floor for benchmarks.

@@ -77,7 +77,7 @@ pub trait Optimizer: Copy + core::fmt::Debug {
 }
 
 /// A step's precomputed scalars, ready to update any number of tensors.
-pub trait StepPlan: Copy + core::fmt::Debug {
+pub trait StepPlan: Copy + core::fmt::Debug + Send + Sync {
     /// See [`Optimizer::Scalars`].
     type Scalars: Copy;
 

@@ -35,7 +35,7 @@ pub const MIN_PARALLEL: usize = 1 << 15;
 /// an optimizer with another number of state planes, a misaligned piece); every tensor is
 /// checked before anything is written, so nothing is written on error.
 #[inline]
-pub fn apply<P: StepPlan + Sync>(
+pub fn apply<P: StepPlan>(
     plan: &P,
     backend: Backend,
     tensors: &mut [TensorStep<'_>],
@@ -168,7 +168,7 @@ fn cut(t: TensorStep<'_>, at: usize) -> (Option<TensorStep<'_>>, Option<TensorSt
     }
 }
 
-fn run<P: StepPlan + Sync>(
+fn run<P: StepPlan>(
     plan: &P,
     backend: Backend,
     work: Work<'_, '_>,

@@ -945,10 +945,7 @@ backend_tests!(avx512, Backend::Avx512);
 
 /// Every combination and state format: a whole-tensor step, against the same step cut by
 /// `TensorStep::pieces(count)` and run on `count` std threads at once.
-fn assert_threads_match_whole<O: Optimizer>(opt: O, step: u64, n: usize, count: usize, seed: u64)
-where
-    O::Plan: Sync,
-{
+fn assert_threads_match_whole<O: Optimizer>(opt: O, step: u64, n: usize, count: usize, seed: u64) {
     let mut rng = Rng(seed);
     let planes = planes(&opt);
     let plan = opt.plan(step, &O::Scalars::default()).unwrap();
@@ -1000,9 +997,7 @@ fn assert_parallel_matches_whole<O: Optimizer>(
     lens: &[usize],
     threads: usize,
     seed: u64,
-) where
-    O::Plan: Sync,
-{
+) {
     let mut rng = Rng(seed);
     let planes = planes(&opt);
     let plan = opt.plan(step, &O::Scalars::default()).unwrap();
