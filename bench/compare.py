@@ -86,6 +86,8 @@ def resnet18_shapes() -> list[tuple[int, ...]]:
 WORKLOADS: dict[str, list[tuple[int, ...]]] = {
     "4Ki": [(4096,)],
     "64Ki": [(65536,)],
+    # The threads mode's mid-sized tensor.
+    "256Ki": [(262144,)],
     "16Mi": [(16 << 20,)],
     "resnet18": resnet18_shapes(),
     # conv 8x1x3x3 + bias, conv 16x8x3x3 + bias, linear 10x400 + bias
@@ -96,6 +98,7 @@ WORKLOADS: dict[str, list[tuple[int, ...]]] = {
 LABELS = {
     "4Ki": "one tensor, 4 Ki",
     "64Ki": "one tensor, 64 Ki",
+    "256Ki": "one tensor, 256 Ki",
     "16Mi": "one tensor, 16 Mi",
     "resnet18": "ResNet-18 (62 tensors, 11.7 M)",
     "cnn": "small CNN (6 tensors, 5 258)",
@@ -133,7 +136,9 @@ def check_workloads() -> None:
 def build_driver() -> Path:
     """Builds the release driver and returns its path (from cargo's own report). Cargo inherits
     the environment, so ``CARGO_TARGET_DIR`` picks the target directory, as for any build."""
-    cmd = ["cargo", "build", "--release", "--example", "bench_driver", "--message-format=json"]
+    # The rayon feature adds `--threads N` (parallel::apply) and changes nothing else.
+    cmd = ["cargo", "build", "--release", "--features", "rayon", "--example", "bench_driver",
+           "--message-format=json"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     for line in out.splitlines():
         msg = json.loads(line)
@@ -502,6 +507,90 @@ def measure_formats(
     }
 
 
+def measure_threads(torch, exe, workload, optimizer, thread_counts, rounds, target_ms, align, sink) -> list[dict]:
+    """One workload × optimizer in f32 at every thread count: a driver per count (our step
+    through `parallel::apply` on a pool of N threads, and the crate's floor split the same way)
+    and torch's fused (or foreach) optimizer under `torch.set_num_threads(N)`, all interleaved
+    round by round. Returns one result per count, in `measure_formats`' shape (so
+    `summary_rows` serves both), each with `speedup_vs_1` (ours at 1 thread ÷ ours at N)."""
+    shapes = WORKLOADS[workload]
+    sizes = [numel(s) for s in shapes]
+    elements = sum(sizes)
+    drivers: dict[int, Ours] = {}
+    torches: dict[int, TorchContender] = {}
+    key, label, make, dtype, _ = format_contenders(torch, optimizer, False)[0]
+    try:
+        for n in thread_counts:
+            drivers[n] = Ours(exe, optimizer, sizes, target_ms, align, ["--threads", str(n)])
+            torch.set_num_threads(n)
+            torches[n] = TorchContender(torch, make, shapes, dtype, target_ms)
+        samples: dict[str, list[float]] = {}
+
+        def put(who: str, n: int, r: int, ns: float) -> None:
+            samples.setdefault(f"{who}:{n}", []).append(ns)
+            sink({"workload": workload, "optimizer": optimizer, "who": who, "round": r, "ns": ns,
+                  "threads": n, "loadavg": os.getloadavg()[0]})
+
+        for r in range(rounds):
+            for n in thread_counts:
+                torch.set_num_threads(n)
+                put("ours", n, r, drivers[n].rep("step"))
+                put("floor", n, r, drivers[n].rep("floor"))
+                put(key, n, r, torches[n].rep())
+            print(f"  round {r + 1}/{rounds} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+    finally:
+        for d in drivers.values():
+            d.close()
+        setups = {n: d.setup for n, d in drivers.items()}
+        torches.clear()
+        gc.collect()
+        torch.set_num_threads(1)
+    out = []
+    one = samples.get(f"ours:{thread_counts[0]}") if thread_counts[0] == 1 else None
+    for n in thread_counts:
+        ours, floor, base = samples[f"ours:{n}"], samples[f"floor:{n}"], samples[f"{key}:{n}"]
+        row = {
+            "format": "f32",
+            "formats": FORMATS["f32"],
+            "formula": FORMAT_OPTIMIZERS[optimizer][3],
+            "ours": median_of(ours),
+            "floor": median_of(floor),
+            "over_floor": paired(ours, floor),
+            "vs_torch_f32": paired(ours, base),
+            "state_bytes_per_param": setups[n]["state_bytes"] / elements,
+            "backend": setups[n]["backend"],
+        }
+        out.append({
+            "workload": workload,
+            "optimizer": optimizer,
+            "threads": n,
+            "elements": elements,
+            "tensors": len(sizes),
+            "rows": [row],
+            "contenders": [{"key": key, "label": label, "median": median_of(base)}],
+            "speedup_vs_1": paired(one, ours) if one else None,
+            "samples": samples,
+        })
+    return out
+
+
+def threads_table(results: list[dict]) -> str:
+    lines = [
+        "| workload | optimizer | threads | ours | floor | ours ÷ floor | torch | ours ÷ torch | "
+        "ours at 1 thread ÷ ours |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for res in results:
+        row, torch_c = res["rows"][0], res["contenders"][0]
+        lines.append(
+            f"| {LABELS.get(res['workload'], res['workload'])} | {res['optimizer']} | "
+            f"{res['threads']} | {fmt_time(row['ours'])} | {fmt_time(row['floor'])} | "
+            f"{ratio(row['over_floor'], '.2f', '')} | {fmt_time(torch_c['median'])} | "
+            f"{ratio(row['vs_torch_f32'], '.3f', '')} | {ratio(res['speedup_vs_1'], '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
 def summary_rows(results: list[dict]) -> list[dict]:
     """The summary records of formats-mode results (from `measure_formats`, at any thread
     count): one per workload × optimizer × format. Times in seconds per step (medians);
@@ -706,6 +795,12 @@ def main() -> None:
     )
     ap.add_argument("--no-lowbit", action="store_true", help="with --formats: skip torchao and bitsandbytes")
     ap.add_argument("--summary", type=Path, help="write the summary records (JSON list) to this file")
+    ap.add_argument(
+        "--threads",
+        help="thread counts mode, comma-separated (e.g. 1,2): ours through parallel::apply and "
+        "torch under set_num_threads at each count, interleaved, in f32 (workloads default to "
+        "256Ki,resnet18,16Mi, optimizers to adam)",
+    )
     a = ap.parse_args()
     check_workloads()
 
@@ -715,7 +810,7 @@ def main() -> None:
             if f not in FORMATS:
                 ap.error(f"unknown format {f!r}")
     default_workloads = ["16Mi", "resnet18"] if formats else (
-        QUICK_WORKLOADS if a.quick else list(WORKLOADS))
+        QUICK_WORKLOADS if a.quick else [w for w in WORKLOADS if w != "256Ki"])
     workloads = a.workloads.split(",") if a.workloads else default_workloads
     default_optimizers = ["adamw"] if formats else (
         QUICK_OPTIMIZERS if a.quick else list(OPTIMIZERS))
@@ -749,6 +844,41 @@ def main() -> None:
     load_before = os.getloadavg()
     flags = os.environ.get("RUSTFLAGS")
     build = f"RUSTFLAGS={flags!r}" if flags else "default build"
+
+    if a.threads:
+        counts = [int(t) for t in a.threads.split(",")]
+        tworkloads = a.workloads.split(",") if a.workloads else ["256Ki", "resnet18", "16Mi"]
+        toptimizers = a.optimizers.split(",") if a.optimizers else ["adam"]
+        for w in tworkloads:
+            if w not in WORKLOADS:
+                ap.error(f"unknown workload {w!r}")
+        for o in toptimizers:
+            if o not in FORMAT_OPTIMIZERS:
+                ap.error(f"unknown optimizer {o!r} for --threads")
+        tresults = []
+        for w in tworkloads:
+            for o in toptimizers:
+                print(f"{w} {o}: threads {counts}", file=sys.stderr, flush=True)
+                tresults += measure_threads(torch, exe, w, o, counts, rounds, target_ms, a.align, sink)
+        if sink_file:
+            sink_file.close()
+        if a.summary:
+            write_summary(a.summary, tresults)
+        load_after = os.getloadavg()
+        backend = tresults[0]["rows"][0]["backend"] if tresults else "?"
+        print(
+            f"Median time per optimizer step, {rounds} interleaved rounds of ~{target_ms:g} ms each; "
+            f"{cpu_model()}; {os.cpu_count()} CPUs; ours on `{backend}` ({build}) through "
+            f"`parallel::apply`, torch {torch.__version__} fused under `set_num_threads`; "
+            f"{started:%Y-%m-%d}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after.\n"
+        )
+        print(threads_table(tresults))
+        print(
+            "\n`floor`: the crate's memory floor split across the same threads. Ratios are medians "
+            "of per-round ratios. `ours at 1 thread ÷ ours`: the speedup over our one-thread step "
+            "(through the same pool code with one thread)."
+        )
+        return
 
     if formats:
         fresults = []
