@@ -49,12 +49,61 @@ const ADP_STOPPED_RUN_TIME_ERROR_UNKNOWN: usize = 0x2_0023;
 ///
 /// # Safety
 /// `arg` must be what operation `op` expects (for SYS_WRITE0, a NUL-terminated string).
+#[cfg(target_arch = "arm")]
 #[inline(always)]
 unsafe fn semihost(op: usize, arg: usize) -> usize {
     let ret;
     // SAFETY: the debugger (here QEMU) services the breakpoint; the caller vouches for `arg`.
     unsafe { asm!("bkpt #0xab", inout("r0") op => ret, in("r1") arg, options(nostack)) };
     ret
+}
+
+/// One RISC-V semihosting call: `ebreak` between the two marker instructions the RISC-V
+/// semihosting specification defines (`slli x0, x0, 0x1f` before, `srai x0, x0, 7` after, all
+/// three uncompressed and in one page), operation in a0, argument in a1.
+///
+/// # Safety
+/// `arg` must be what operation `op` expects (for SYS_WRITE0, a NUL-terminated string).
+#[cfg(target_arch = "riscv32")]
+#[inline(always)]
+unsafe fn semihost(op: usize, arg: usize) -> usize {
+    let ret;
+    // SAFETY: the debugger (here QEMU) services the marked breakpoint; the caller vouches for
+    // `arg`. The 16-byte alignment keeps the three instructions in one page.
+    unsafe {
+        asm!(
+            ".option push",
+            ".option norvc",
+            ".balign 16",
+            "slli x0, x0, 0x1f",
+            "ebreak",
+            "srai x0, x0, 7",
+            ".option pop",
+            inout("a0") op => ret,
+            in("a1") arg,
+            options(nostack)
+        )
+    };
+    ret
+}
+
+/// Makes `main` (a `fn() -> !`) the firmware's entry point: cortex-m-rt's `entry` on the
+/// Cortex-M, the symbol that [`crate::rt_riscv`]'s start-up code calls on RISC-V.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[cfg(target_arch = "arm")]
+        #[::cortex_m_rt::entry]
+        fn cortex_m_entry() -> ! {
+            $main()
+        }
+
+        #[cfg(target_arch = "riscv32")]
+        #[unsafe(no_mangle)]
+        extern "C" fn fused_optim_firmware_entry() -> ! {
+            $main()
+        }
+    };
 }
 
 /// Ends the program: QEMU exits with status 0 when `ok`, 1 otherwise.
@@ -64,7 +113,7 @@ pub fn exit(ok: bool) -> ! {
     } else {
         ADP_STOPPED_RUN_TIME_ERROR_UNKNOWN
     };
-    // SAFETY: on 32-bit ARM, SYS_EXIT takes the reason code itself as its argument.
+    // SAFETY: on 32-bit ARM and RV32, SYS_EXIT takes the reason code itself as its argument.
     unsafe { semihost(SYS_EXIT, reason) };
     #[allow(clippy::empty_loop)]
     loop {}
@@ -155,15 +204,23 @@ impl Line {
 pub fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: reads a register, touches no memory.
-    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    #[cfg(target_arch = "arm")]
+    unsafe {
+        asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    // SAFETY: as above.
+    #[cfg(target_arch = "riscv32")]
+    unsafe {
+        asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     sp
 }
 
 const PAINT: u32 = 0xC5AC_CE55;
 
 /// Fills the `bytes` below `sp` (the caller's stack pointer) with a pattern. The stack grows
-/// down from the top of RAM and nothing lives below the stack pointer on Cortex-M (no red
-/// zone, no interrupts enabled here), so this region is free.
+/// down from the top of RAM and nothing lives below the stack pointer on Cortex-M or RISC-V
+/// (no red zone in either ABI, no interrupts enabled here), so this region is free.
 #[inline(always)]
 pub fn paint_stack(sp: usize, bytes: usize) {
     let mut a = sp.saturating_sub(bytes);

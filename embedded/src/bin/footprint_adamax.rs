@@ -1,7 +1,8 @@
 //! Footprint: Adamax (every option compiled in).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #[cfg(target_os = "none")]
-#[cortex_m_rt::entry]
+firmware::entry!(main);
+#[cfg(target_os = "none")]
 fn main() -> ! {
     firmware::rt::footprint("adamax", Some(fused_optim::Adamax::default()))
 }

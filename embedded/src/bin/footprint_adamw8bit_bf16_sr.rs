@@ -2,7 +2,8 @@
 //! parameters with stochastic rounding (bf16 gradients), on 512 values.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #[cfg(target_os = "none")]
-#[cortex_m_rt::entry]
+firmware::entry!(main);
+#[cfg(target_os = "none")]
 fn main() -> ! {
     firmware::rt::footprint_bf16_sr_int8("adamw8bit_bf16_sr", fused_optim::TorchaoAdam::adamw8bit())
 }
