@@ -59,7 +59,10 @@ fn replay(target: &str) {
 #[test]
 fn every_target_has_a_test() {
     for (name, _) in logic::TARGETS {
-        assert!(corpus_dir(name).is_dir(), "tests/fuzz/corpus/{name} is missing");
+        assert!(
+            corpus_dir(name).is_dir(),
+            "tests/fuzz/corpus/{name} is missing"
+        );
     }
 }
 
