@@ -879,3 +879,33 @@ fn errors_have_their_codes_and_write_nothing() {
 
 #[path = "tests_formats.rs"]
 mod formats;
+
+#[test]
+fn init_state_validates_first_and_writes_nothing_on_error() {
+    for bad in [-1.0, f64::NAN, 1e39] {
+        let c = FoAdagrad {
+            initial_accumulator_value: bad,
+            ..fo_adagrad_default()
+        };
+        let mut s = [7.0f32; 5];
+        assert_eq!(
+            unsafe { fo_adagrad_init_state(&c, s.as_mut_ptr(), 5) },
+            FO_ERR_INVALID_HYPERPARAMETER,
+            "initial_accumulator_value {bad}"
+        );
+        assert_eq!(s, [7.0; 5]);
+        let mut codes = [9u8; 256];
+        let mut scales = [3.0f32; 1];
+        let mut st: FoState = unsafe { core::mem::zeroed() };
+        st.codes = codes.as_mut_ptr();
+        st.codes_len = codes.len();
+        st.scales = scales.as_mut_ptr();
+        st.scales_len = 1;
+        st.format = FO_STATE_INT8;
+        assert_eq!(
+            unsafe { fo_adagrad_init_state_ex(&c, &st) },
+            FO_ERR_INVALID_HYPERPARAMETER
+        );
+        assert_eq!((codes, scales), ([9u8; 256], [3.0]));
+    }
+}
