@@ -34,11 +34,15 @@ pub use optimizer::{Optimizer, StepPlan};
 #[doc(inline)]
 pub use training::{amp, clip, schedule};
 
-/// The guide in `docs/formats.md`, whose Rust example runs with the doctests (the other guides
-/// under `docs/` hold no Rust code).
+/// The guide in `docs/formats.md`, whose Rust example runs with the doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/formats.md")]
 struct FormatsGuide;
+
+/// The guide in `docs/threads.md`, whose Rust example runs with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/threads.md")]
+struct ThreadsGuide;
 
 /// Internal pieces exposed for this crate's own tests, benchmarks and fuzzers. Not part of the
 /// public API: no stability promise.
