@@ -496,6 +496,29 @@ pub(crate) fn run_f32<K: Kernel<S>, const S: usize>(
     crate::dispatch::run(backend, k, params, grads, planes)
 }
 
+/// The gradients' and the Kahan compensation's lengths against the parameters'; returns the
+/// element count.
+pub(crate) fn check_operands(params: &Params<'_>, grads: Grads<'_>) -> Result<usize, Error> {
+    let n = params.len();
+    if grads.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "grads",
+            expected: n,
+            actual: grads.len(),
+        });
+    }
+    if let Params::Bf16Kahan { compensation, .. } = params
+        && compensation.len() != n
+    {
+        return Err(Error::LengthMismatch {
+            what: "compensation",
+            expected: n,
+            actual: compensation.len(),
+        });
+    }
+    Ok(n)
+}
+
 /// Checks every length and alignment, then runs `k` over the tensor piece on `backend`.
 /// `signed[j]` says whether plane `j` may hold negative values (it picks the code table).
 ///
@@ -515,23 +538,7 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
     grads: Grads<'_>,
     state: State<'_>,
 ) -> Result<(), Error> {
-    let n = params.len();
-    if grads.len() != n {
-        return Err(Error::LengthMismatch {
-            what: "grads",
-            expected: n,
-            actual: grads.len(),
-        });
-    }
-    if let Params::Bf16Kahan { compensation, .. } = &params
-        && compensation.len() != n
-    {
-        return Err(Error::LengthMismatch {
-            what: "compensation",
-            expected: n,
-            actual: compensation.len(),
-        });
-    }
+    let n = check_operands(&params, grads)?;
     let format = state.format();
     let planes = StatePlanes::of(state, S, n)?;
     // A piece must start on a block boundary; with no state planes there are no blocks.

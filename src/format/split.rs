@@ -484,23 +484,7 @@ impl<'a> TensorStep<'a> {
         state: State<'a>,
         planes: usize,
     ) -> Result<Self, Error> {
-        let n = params.len();
-        if grads.len() != n {
-            return Err(Error::LengthMismatch {
-                what: "grads",
-                expected: n,
-                actual: grads.len(),
-            });
-        }
-        if let Params::Bf16Kahan { compensation, .. } = &params
-            && compensation.len() != n
-        {
-            return Err(Error::LengthMismatch {
-                what: "compensation",
-                expected: n,
-                actual: compensation.len(),
-            });
-        }
+        let n = super::check_operands(&params, grads)?;
         let state = StatePlanes::of(state, planes, n)?;
         Ok(TensorStep {
             offset: 0,
