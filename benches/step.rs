@@ -130,7 +130,7 @@ fn buffers<O: Optimizer>(opt: &O, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>, V
     let mut params: Vec<f32> = (0..n).map(|_| rng.signed()).collect();
     let grads: Vec<f32> = (0..n).map(|_| rng.grad()).collect();
     let mut state = vec![0.0; opt.state_len(n)];
-    opt.init_state(&mut state);
+    opt.init_state(&mut state).unwrap();
     // A few steps so the state is not all zeros (which some kernels would shortcut).
     let mut scalars = O::Scalars::default();
     for t in 1..=3 {

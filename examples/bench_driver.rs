@@ -687,7 +687,7 @@ impl<O: Optimizer> Model<O> {
                     args.state.torchao_for(n, args.params.small_state())
                 };
                 let mut state = SBuf::new(format, planes, n, args.align);
-                opt.init_state_in(state.view());
+                opt.init_state_in(state.view()).unwrap();
                 Tensor {
                     n,
                     params: PBuf::new(args.params, &p, args.align, 0x5eed ^ i as u64),

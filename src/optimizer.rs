@@ -41,8 +41,27 @@ pub trait Optimizer: Copy + core::fmt::Debug {
     fn state_len(&self, n: usize) -> usize;
 
     /// Writes a fresh state (what torch starts from) into `state`: zeros, or Adagrad's
-    /// `initial_accumulator_value`.
-    fn init_state(&self, state: &mut [f32]);
+    /// `initial_accumulator_value`, after checking the hyperparameters.
+    ///
+    /// ```
+    /// use fused_optim::{Adagrad, Optimizer};
+    /// let mut s = [7.0f32; 3];
+    /// let bad = Adagrad { initial_accumulator_value: -1.0, ..Adagrad::default() };
+    /// assert!(bad.init_state(&mut s).is_err());
+    /// assert_eq!(s, [7.0; 3]); // nothing written
+    /// Adagrad { initial_accumulator_value: 0.5, ..Adagrad::default() }.init_state(&mut s)?;
+    /// assert_eq!(s, [0.5; 3]);
+    /// # Ok::<(), fused_optim::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Optimizer::validate`]; nothing is written then.
+    #[inline]
+    fn init_state(&self, state: &mut [f32]) -> Result<(), Error> {
+        self.validate()?;
+        state.fill(self.initial_value());
+        Ok(())
+    }
 
     /// The value a fresh state holds in every element: `0`, or Adagrad's
     /// `initial_accumulator_value`.
@@ -59,13 +78,19 @@ pub trait Optimizer: Copy + core::fmt::Debug {
     /// use fused_optim::{Adagrad, Optimizer, State, bf16};
     /// let adagrad = Adagrad { initial_accumulator_value: 0.5, ..Adagrad::default() };
     /// let mut sum = [bf16::ZERO; 4];
-    /// adagrad.init_state_in(State::Bf16(&mut sum));
+    /// adagrad.init_state_in(State::Bf16(&mut sum))?;
     /// assert_eq!(sum[0].to_f32(), 0.5);
+    /// # Ok::<(), fused_optim::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`Optimizer::validate`]; nothing is written then.
     #[inline]
-    fn init_state_in(&self, state: State<'_>) {
+    fn init_state_in(&self, state: State<'_>) -> Result<(), Error> {
+        self.validate()?;
         let mut state = state;
         state.fill(self.initial_value());
+        Ok(())
     }
 
     /// Validates and computes the per-step scalars for step number `step` (starting at 1),
@@ -177,10 +202,6 @@ macro_rules! optimizer_traits {
             #[inline]
             fn state_len(&self, n: usize) -> usize {
                 $opt::state_len(self, n)
-            }
-            #[inline]
-            fn init_state(&self, state: &mut [f32]) {
-                state.fill($crate::optimizer::Optimizer::initial_value(self));
             }
             #[inline]
             fn initial_value(&self) -> f32 {

@@ -359,7 +359,7 @@ impl StateBuf {
     /// What torch starts from, written by `init_state_in`.
     fn fresh<O: Optimizer>(opt: &O, format: StateFormat, planes: usize, n: usize) -> Self {
         let mut s = Self::zeroed(format, planes, n);
-        opt.init_state_in(s.state());
+        opt.init_state_in(s.state()).unwrap();
         s
     }
 

@@ -148,10 +148,12 @@ fn storage_format_steps_allocate_nothing() {
     let backends: Vec<Backend> = Backend::available().collect();
     let _ = Backend::best();
     let count = allocations_during(|| {
-        adamw.init_state_in(State::Int8 {
-            codes: &mut codes,
-            scales: &mut scales,
-        });
+        adamw
+            .init_state_in(State::Int8 {
+                codes: &mut codes,
+                scales: &mut scales,
+            })
+            .unwrap();
         for t in 1..=5 {
             let plan = adamw.plan(t).unwrap();
             for &b in &backends {

@@ -64,7 +64,7 @@ fn check<T: Textbook>(name: &str, sets: &[T::Opt], tol: Tol) -> f64 {
             let p0 = rng.vec_finite(N, 1.0);
             let mut p = p0.clone();
             let mut state = vec![0.0f32; opt.state_len(N)];
-            opt.init_state(&mut state);
+            opt.init_state(&mut state).unwrap();
             let mut scalars = <T::Opt as Optimizer>::Scalars::default();
             let mut oracle = T::new(opt, N);
             let mut q: Vec<f64> = p0.iter().map(|&x| f64::from(x)).collect();

@@ -1117,7 +1117,7 @@ fn replay<O: Optimizer>(
     };
     let mut p = ParamBuf::new(inputs.dtype, &inputs.params);
     let mut state = StateBuf::new(format, planes, n);
-    opt.init_state_in(state.state());
+    opt.init_state_in(state.state()).unwrap();
     let mut scalars = O::Scalars::default();
     let mut trajectory = Trajectory {
         params: Vec::with_capacity(inputs.grads.len()),

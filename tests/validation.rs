@@ -41,6 +41,14 @@ fn rejects<O: Optimizer>(opt: O, name: &str, value: f64) {
     check(opt.validate().unwrap_err());
     check(opt.plan(1, &O::Scalars::default()).unwrap_err());
     check(whole_step_untouched(opt, 1));
+    // Writing a fresh state checks first, and writes nothing.
+    let mut s = vec![7.0f32; opt.state_len(5)];
+    check(opt.init_state(&mut s).unwrap_err());
+    check(
+        opt.init_state_in(fused_optim::State::F32(&mut s))
+            .unwrap_err(),
+    );
+    assert!(s.iter().all(|&x| x == 7.0), "{opt:?}");
 }
 
 /// `opt` is rejected with `InvalidCombination`, and a whole step writes nothing.
@@ -911,7 +919,7 @@ fn tensors<O: Optimizer>(opt: &O, rng: &mut Rng, lens: &[usize]) -> Tensors {
         .iter()
         .map(|&n| {
             let mut s = vec![0.0; opt.state_len(n)];
-            opt.init_state(&mut s);
+            opt.init_state(&mut s).unwrap();
             // a state that has seen a few steps: small non-negative values
             s.iter_mut().for_each(|x| *x += rng.range(0.0, 0.5) as f32);
             s
@@ -989,7 +997,7 @@ fn nan_propagates_by_default<O: Optimizer>(opt: O, scalars: O::Scalars) {
     let n = 40;
     let (mut p, mut g, mut s) = tensors(&opt, &mut rng, &[n]);
     g[0][17] = f32::NAN;
-    opt.init_state(&mut s[0]); // a fresh state (a random one can be inconsistent, e.g. centered RMSprop)
+    opt.init_state(&mut s[0]).unwrap(); // a fresh state (a random one can be inconsistent, e.g. centered RMSprop)
     opt.plan(1, &scalars)
         .unwrap()
         .apply(&mut p[0], &g[0], &mut s[0])

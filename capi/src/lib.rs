@@ -265,13 +265,12 @@ unsafe fn init_impl<O: Optimizer>(opt: O, state: *mut f32, state_len: usize) -> 
     if let Err(e) = check(state, state_len) {
         return e;
     }
-    // Invalid hyperparameters (Adagrad's initial value -1 or NaN) write nothing.
-    if let Err(e) = opt.validate() {
-        return status(e);
+    // SAFETY: checked above. Invalid hyperparameters (Adagrad's initial value -1 or NaN)
+    // are an error with nothing written.
+    match opt.init_state(unsafe { slice_mut(state, state_len) }) {
+        Ok(()) => FO_OK,
+        Err(e) => status(e),
     }
-    // SAFETY: checked above.
-    opt.init_state(unsafe { slice_mut(state, state_len) });
-    FO_OK
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,12 +548,11 @@ unsafe fn init_ex_impl<O: Optimizer>(opt: O, state: *const FoState) -> c_int {
     if any_overlap(&checked.ranges) {
         return FO_ERR_OVERLAP;
     }
-    if let Err(e) = opt.validate() {
-        return status(e);
-    }
     // SAFETY: checked above, distinct, writable by the caller's contract.
-    opt.init_state_in(unsafe { state_of(&s, checked.format) });
-    FO_OK
+    match opt.init_state_in(unsafe { state_of(&s, checked.format) }) {
+        Ok(()) => FO_OK,
+        Err(e) => status(e),
+    }
 }
 
 fn code(r: Result<(), c_int>) -> c_int {

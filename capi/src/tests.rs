@@ -536,7 +536,7 @@ fn same_as_rust<C: CConfig>(
         let (mut pc, mut pr) = (p0.clone(), p0);
         let (mut sc, mut sr) = (std::vec![7.0f32; len], std::vec![0.0f32; len]);
         assert_eq!(unsafe { init(&c, sc.as_mut_ptr(), len) }, FO_OK);
-        opt.init_state(&mut sr);
+        opt.init_state(&mut sr).unwrap();
         for t in 1..=4u64 {
             let g: Vec<f32> = (0..n)
                 .map(|i| ((i as f32 + t as f32) * 1.3).cos())

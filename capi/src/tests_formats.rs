@@ -249,7 +249,7 @@ fn same_bits_every_format<C: CConfig>(c: C, step_ex: StepEx<C>, init_ex: InitEx<
                     assert_eq!(unsafe { init_ex(&c, &st) }, FO_OK);
                     let _ = &mut st;
                     let mut pr = pc.clone();
-                    pr.with_rust(|_, _, s| opt.init_state_in(s));
+                    pr.with_rust(|_, _, s| opt.init_state_in(s)).unwrap();
                     assert_eq!(pc.bits(), pr.bits(), "{opt:?} init {pf} {sfc}");
                     for t in 1..=3u64 {
                         let piece = pc.ffi();
@@ -807,7 +807,7 @@ fn smoke_cases() -> Vec<SmokeCase> {
         "adagrad_int4_init",
         Piece::new(FO_PARAM_F32, FO_GRAD_BF16, FO_STATE_INT4, 1, 256, 0),
         &|p| {
-            p.with_rust(|_, _, s| adagrad.init_state_in(s));
+            p.with_rust(|_, _, s| adagrad.init_state_in(s)).unwrap();
             smoke_steps(&adagrad, p, 1);
         },
     );

@@ -635,7 +635,7 @@ impl<O: Optimizer + 'static> Runner<O> {
         let mut state = [StateBufs::ZERO; 4];
         for (buf, tensor) in state.iter_mut().zip(net.tensors()) {
             let n = tensor.len();
-            opt.init_state_in(buf.view(storage.state, planes_of(&opt, n), n)?);
+            opt.init_state_in(buf.view(storage.state, planes_of(&opt, n), n)?)?;
         }
         // 16-bit parameters start as the initial weights rounded to nearest (as `.to(bf16)`),
         // and the network computes with those.

@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(a.state_len(7), 7);
         assert_eq!(a.state_len(usize::MAX), usize::MAX);
         let mut s = [9.0f32; 3];
-        Optimizer::init_state(&a, &mut s);
+        Optimizer::init_state(&a, &mut s).unwrap();
         assert_eq!(s, [0.25; 3]);
     }
 
@@ -341,7 +341,7 @@ mod tests {
             ..Adagrad::default()
         };
         let mut s = [0.0f32; 2];
-        Optimizer::init_state(&opt, &mut s);
+        Optimizer::init_state(&opt, &mut s).unwrap();
         let mut p = [1.0f32, 1.0];
         opt.step(1, &mut p, &[1.0, -1.0], &mut s).unwrap();
         assert_eq!(s, [4.0, 4.0]);

@@ -382,10 +382,6 @@ impl Optimizer for NAdam {
         NAdam::state_len(self, n)
     }
     #[inline]
-    fn init_state(&self, state: &mut [f32]) {
-        state.fill(0.0);
-    }
-    #[inline]
     fn plan(&self, step: u64, scalars: &NAdamScalars) -> Result<NAdamPlan, Error> {
         NAdam::plan(self, step, scalars)
     }

@@ -164,7 +164,7 @@ pub fn optimizer<O: Optimizer>(opt: O, u: &mut Input<'_>) {
     let mut params = u.floats(n);
     let mut state = u.floats(opt.state_len(n));
     if u.bool() {
-        opt.init_state(&mut state);
+        opt.init_state(&mut state).unwrap();
     }
     let mut scalars = O::Scalars::default();
     for k in 0..steps {
@@ -917,7 +917,7 @@ fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
     let mut params = FmtParams::decode(u, n);
     let mut state = if u.bool() {
         let mut s = FmtState::zeroed(format, planes, n);
-        opt.init_state_in(s.state());
+        opt.init_state_in(s.state()).unwrap();
         s
     } else {
         FmtState::decode(u, format, planes, n)

@@ -273,7 +273,8 @@ impl<O: FusedOptimizer> Fused<O> {
         let mut buffer = Vec::new();
         buffer.try_reserve_exact(len).ok()?;
         buffer.resize(len, 0.0);
-        self.optimizer.init_state(&mut buffer);
+        // The configuration was validated when the optimizer was built.
+        self.optimizer.init_state(&mut buffer).ok()?;
         Some(FusedState {
             buffer,
             step: 0,

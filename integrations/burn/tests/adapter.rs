@@ -43,7 +43,7 @@ fn same_bits_as_raw<O: FusedOptimizer>(fused: Fused<O>, device: &Device, lrs: &[
     let n = shape[0] * shape[1];
     let mut raw_p = values(1, n);
     let mut raw_s = vec![0.0f32; fused.optimizer().state_len(n)];
-    fused.optimizer().init_state(&mut raw_s);
+    fused.optimizer().init_state(&mut raw_s).unwrap();
     let mut scalars = O::Scalars::default();
 
     let mut tensor = tensor_f32(raw_p.clone(), shape, device);

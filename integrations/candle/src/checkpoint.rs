@@ -151,7 +151,7 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
             let mut comp = vec![bf16::ZERO; e.comp.len()];
             let step_key = key("step");
             if !tensors.contains_key(&step_key) {
-                opt.init_state_in(state.as_state());
+                opt.init_state_in(state.as_state()).map_err(Error::Optim)?;
                 restored.push((0, O::Scalars::default(), state, comp));
                 continue;
             }

@@ -385,7 +385,10 @@ impl<O: TorchOptimizer> FusedOptimizer<O> {
                 config.state_format
             };
             let mut state = StateBuf::zeros(format, planes, n)?;
-            config.optimizer.init_state_in(state.as_state());
+            config
+                .optimizer
+                .init_state_in(state.as_state())
+                .map_err(Error::Optim)?;
             let (comp, seed) = match (bf16_param, config.rounding) {
                 (true, Rounding::Kahan) => (vec![bf16::ZERO; n], None),
                 (true, Rounding::Stochastic { seed }) => {

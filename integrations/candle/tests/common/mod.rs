@@ -198,7 +198,7 @@ impl<O: TorchOptimizer> Raw<O> {
                 StateFormat::F16 => RawState::F16(vec![f16::ZERO; l.values]),
                 f => RawState::Block(f, vec![0; l.codes], vec![0.0; l.scales]),
             };
-            config.optimizer.init_state_in(state.as_state());
+            config.optimizer.init_state_in(state.as_state()).unwrap();
             raw.states.push(state);
             let kahan = is_bf16 && config.rounding == Rounding::Kahan;
             raw.comps
