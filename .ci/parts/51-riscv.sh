@@ -39,13 +39,13 @@ qemu_imac=(qemu-system-riscv32 -machine virt -cpu rv32,f=false,d=false -bios non
            -monitor none -serial none -semihosting-config enable=on,target=native -kernel)
 
 step "firmware on riscv32imac (soft-float; QEMU virt without F/D): same bits as x86_64"
-cargo build --release --target riscv32imac-unknown-none-elf
+cargo build --release --target riscv32imac-unknown-none-elf --bin fused-optim-firmware
 elf=$CARGO_TARGET_DIR/riscv32imac-unknown-none-elf/release/fused-optim-firmware
 timeout 300 "${qemu_imac[@]}" "$elf" | tail -1
 echo "ok: QEMU exit status 0"
 
 step "check of the check: a flipped bit must fail the riscv32imac run"
-cargo build --release --target riscv32imac-unknown-none-elf --features mismatch-canary
+cargo build --release --target riscv32imac-unknown-none-elf --bin fused-optim-firmware --features mismatch-canary
 if timeout 300 "${qemu_imac[@]}" "$elf" >qemu.log 2>&1; then
     cat qemu.log; rm -f qemu.log; echo "FAIL: the run with a flipped bit passed"; exit 1
 fi
@@ -53,7 +53,7 @@ grep -c '^FAIL' qemu.log | sed 's/^/mismatches reported: /'
 rm -f qemu.log
 
 step "firmware on riscv32imafc (hardware f32): same bits as x86_64"
-cargo build --release --target riscv32imafc-unknown-none-elf
+cargo build --release --target riscv32imafc-unknown-none-elf --bin fused-optim-firmware
 elf=$CARGO_TARGET_DIR/riscv32imafc-unknown-none-elf/release/fused-optim-firmware
 # grep -c reads everything (grep -q would stop early, and pipefail would see SIGPIPE).
 fpu=$(llvm-objdump -d "$elf" | grep -cE '\bf(add|mul|div|sqrt)\.s\b' || true)

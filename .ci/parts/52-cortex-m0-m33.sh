@@ -30,14 +30,14 @@ run() { # label, target, qemu machine args (as one word), cargo features
     local qemu=(qemu-system-arm $machine "${semi[@]}")
 
     step "firmware on a $label: same bits as x86_64"
-    cargo build --release --target "$target" --features "$features"
+    cargo build --release --target "$target" --bin fused-optim-firmware --features "$features"
     timeout 300 "${qemu[@]}" "$elf" >qemu.log 2>&1 || { cat qemu.log; rm -f qemu.log; exit 1; }
     grep '^skip' qemu.log || true
     tail -1 qemu.log
     echo "ok: QEMU exit status 0"
 
     step "check of the check on the $label: a flipped bit must fail the run"
-    cargo build --release --target "$target" --features "$features,mismatch-canary"
+    cargo build --release --target "$target" --bin fused-optim-firmware --features "$features,mismatch-canary"
     if timeout 300 "${qemu[@]}" "$elf" >qemu.log 2>&1; then
         cat qemu.log; rm -f qemu.log; echo "FAIL: the run with a flipped bit passed"; exit 1
     fi
