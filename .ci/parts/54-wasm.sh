@@ -54,7 +54,7 @@ if grep -q '^proptest = "' Cargo.toml; then
     src=$work/tree
     mkdir -p "$src"
     git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$src"
-    sed -i 's/^proptest = "\([^"]*\)"$/proptest = { version = "\1", default-features = false, features = ["std"] }/' \
+    sed -i 's/^proptest = "\([^"]*\)"$/proptest = { version = "\1", default-features = false, features = ["std", "bit-set"] }/' \
         "$src/Cargo.toml"
     grep '^proptest' "$src/Cargo.toml"
 fi
