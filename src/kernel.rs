@@ -99,6 +99,9 @@ pub(crate) fn drive_with<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem
     scalar_pass(k, p, g, &mut s, full, n);
 }
 
+/// How many elements ahead the vector loop prefetches.
+const PREFETCH_ELEMS: usize = 256;
+
 /// `k` on lane vectors over `lo..hi` (`hi − lo` a multiple of the lane width).
 #[inline(always)]
 fn vector_pass<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>(
@@ -122,6 +125,15 @@ fn vector_pass<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem, T: Elem>
     let len = pv.len();
     // `step_by` and a wrapping add: no overflow panic path even with overflow checks on.
     for i in (0..len).step_by(L::LANES) {
+        // Software prefetch a fixed distance ahead on every stream: the update's long
+        // dependency chain (two divisions and a square root) leaves fewer loads in flight than
+        // streaming needs. Addresses past the end are harmless (a hint, never a read).
+        let ahead = i.wrapping_add(PREFETCH_ELEMS);
+        L::prefetch(pv.as_ptr().wrapping_add(ahead));
+        L::prefetch(gv.as_ptr().wrapping_add(ahead));
+        for b in planes.iter() {
+            L::prefetch(b.as_ptr().wrapping_add(ahead));
+        }
         let r = i..i.wrapping_add(L::LANES);
         let (Some(pp), Some(gg)) = (pv.get_mut(r.clone()), gv.get(r.clone())) else {
             break;

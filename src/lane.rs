@@ -50,6 +50,11 @@ pub(crate) trait Lane:
     /// Per lane: `if mask { t } else { f }`.
     fn select(mask: Self::Mask, t: Self, f: Self) -> Self;
 
+    /// A hint to bring the cache line holding `at` closer (any address: a prefetch never
+    /// faults and changes nothing the program can see). Backends without one do nothing.
+    #[inline(always)]
+    fn prefetch<T>(_at: *const T) {}
+
     /// Widens the first `LANES` bf16 values (exact). Backends with a faster path override it.
     #[inline(always)]
     fn load_bf16(src: &[bf16]) -> Self {

@@ -170,6 +170,12 @@ macro_rules! x86_lane {
                 Self(unsafe { $sqrt(self.0) })
             }
             #[inline(always)]
+            fn prefetch<T>(at: *const T) {
+                // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address, and
+                // changes no state the program can observe (SSE, part of every x86_64).
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.cast()) }
+            }
+            #[inline(always)]
             fn abs(self) -> Self {
                 // SAFETY: only reachable from the entry point that enables this ISA (module docs).
                 Self(unsafe { $and(self.0, $set1(f32::from_bits(0x7fff_ffff))) })
