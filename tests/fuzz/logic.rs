@@ -164,7 +164,12 @@ pub fn optimizer<O: Optimizer>(opt: O, u: &mut Input<'_>) {
     let mut params = u.floats(n);
     let mut state = u.floats(opt.state_len(n));
     if u.bool() {
-        opt.init_state(&mut state).unwrap();
+        // A fresh state, or, for invalid hyperparameters, an error with nothing written.
+        let before = state.clone();
+        if opt.init_state(&mut state).is_err() {
+            assert!(opt.validate().is_err());
+            assert_same("init_state on error", &state, &before);
+        }
     }
     let mut scalars = O::Scalars::default();
     for k in 0..steps {
@@ -921,7 +926,8 @@ fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
     let mut params = FmtParams::decode(u, n);
     let mut state = if u.bool() {
         let mut s = FmtState::zeroed(format, planes, n);
-        opt.init_state_in(s.state()).unwrap();
+        // Invalid hyperparameters: an error, and the zeroed buffers stay as they are.
+        let _ = opt.init_state_in(s.state());
         s
     } else {
         FmtState::decode(u, format, planes, n)
