@@ -870,8 +870,11 @@ pub fn run_case<O: Optimizer>(
     let at = at.get(..count).unwrap_or_default();
     let whole = storage.state.layout(planes, n);
 
+    // The plain f32 API for the f32 cases. In the `microbit` build (only those reach here)
+    // the storage-format branches are dead at compile time, whatever the inliner decides.
+    let plain_f32 = cfg!(feature = "microbit") || (storage.is_f32() && path != Path::Pieces);
     // A fresh state, through the f32 API for the f32 cases.
-    if storage.is_f32() && path != Path::Pieces {
+    if plain_f32 {
         opt.init_state(b.v32.get_mut(..whole.values).ok_or(Fail::Capacity)?);
     } else {
         for a in at {
@@ -911,7 +914,7 @@ pub fn run_case<O: Optimizer>(
             (*g, *gb, *gh) = (x, bf16::from_f32(x), f16::from_f32(x));
         }
         let plan = opt.plan(t, &scalars)?;
-        if storage.is_f32() && path != Path::Pieces {
+        if plain_f32 {
             // The plain f32 API.
             let p = b.p32.get_mut(..n).ok_or(Fail::Capacity)?;
             let g = b.g32.get(..n).ok_or(Fail::Capacity)?;
