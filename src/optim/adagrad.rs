@@ -130,7 +130,7 @@ impl Adagrad {
     /// let opt = Adagrad { initial_accumulator_value: 0.1, ..Adagrad::default() };
     /// let mut p = [0.5f32; 4];
     /// let mut s = [0.0f32; 4];
-    /// opt.init_state(&mut s); // torch's fresh state: filled with 0.1
+    /// opt.init_state(&mut s)?; // torch's fresh state: filled with 0.1
     /// opt.step(1, &mut p, &[1.0; 4], &mut s)?;
     /// assert_eq!(s, [1.1; 4]);
     /// # Ok::<(), fused_optim::Error>(())
