@@ -45,19 +45,9 @@ JS
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128"
 export CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $work/run.mjs"
 
-# proptest's default feature `fork` pulls in wait-timeout, which does not build for WASI.
-# Until the root Cargo.toml asks for proptest without it, the core tests run on a copy of the
-# tree whose Cargo.toml does (the only difference).
+# The root Cargo.toml asks for proptest without its `fork` feature (wait-timeout does not
+# build for WASI), so the core tests build for wasm as they are.
 src=$root
-if grep -q '^proptest = "' Cargo.toml; then
-    echo "note: Cargo.toml's proptest has the fork feature; testing a copy without it"
-    src=$work/tree
-    mkdir -p "$src"
-    git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$src"
-    sed -i 's/^proptest = "\([^"]*\)"$/proptest = { version = "\1", default-features = false, features = ["std", "bit-set"] }/' \
-        "$src/Cargo.toml"
-    grep '^proptest' "$src/Cargo.toml"
-fi
 
 step "wasm32-wasip1 + simd128: unit tests and bitwise backend and oracle tests"
 (cd "$src" && CARGO_TARGET_DIR=$tdir/wasm-ci \

@@ -875,7 +875,7 @@ pub fn run_case<O: Optimizer>(
     let plain_f32 = cfg!(feature = "microbit") || (storage.is_f32() && path != Path::Pieces);
     // A fresh state, through the f32 API for the f32 cases.
     if plain_f32 {
-        opt.init_state(b.v32.get_mut(..whole.values).ok_or(Fail::Capacity)?);
+        opt.init_state(b.v32.get_mut(..whole.values).ok_or(Fail::Capacity)?)?;
     } else {
         for a in at {
             let l = storage.state.layout(planes, a.len);
@@ -891,7 +891,7 @@ pub fn run_case<O: Optimizer>(
                 StateFormat::Int4 => State::Int4 { codes, scales },
                 _ => State::Fp8 { codes, scales },
             };
-            opt.init_state_in(state);
+            opt.init_state_in(state)?;
         }
     }
 

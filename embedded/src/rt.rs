@@ -316,8 +316,9 @@ pub fn footprint<O: Optimizer>(name: &str, config: Option<O>) -> ! {
     if let Some(config) = config {
         // SAFETY: a plain read of a local holding a valid value of a `Copy` type.
         let opt = unsafe { core::ptr::read_volatile(&config) };
-        opt.init_state(s.get_mut(..opt.state_len(n)).unwrap_or_default());
-        ok = one_step(&opt, 1, n, &mut p, &g, &mut s) && one_step(&opt, 2, n, &mut p, &g, &mut s);
+        ok = opt.init_state(s.get_mut(..opt.state_len(n)).unwrap_or_default()).is_ok()
+            && one_step(&opt, 1, n, &mut p, &g, &mut s)
+            && one_step(&opt, 2, n, &mut p, &g, &mut s);
     }
     let used = stack_used(sp, PAINT_BYTES);
     report(name, used, ok)
