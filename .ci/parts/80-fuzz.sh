@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-secs="${FUZZ_SECONDS:-20}"
+secs="${FUZZ_SECONDS:-10}"
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "fuzz: no nightly toolchain, skipped (tests/fuzz_corpus.rs still replays the corpus)"
