@@ -541,8 +541,9 @@ pub(crate) fn run<K: Kernel<S>, const S: usize>(
     let n = check_operands(&params, grads)?;
     let format = state.format();
     let planes = StatePlanes::of(state, S, n)?;
-    // A piece must start on a block boundary; with no state planes there are no blocks.
-    if S > 0 && !offset.is_multiple_of(format.block()) {
+    // A piece must start on a block boundary; with no state planes, or no elements (the
+    // empty piece at a tensor's end), there are no blocks.
+    if S > 0 && n > 0 && !offset.is_multiple_of(format.block()) {
         return Err(Error::Misaligned {
             offset,
             block: format.block(),
