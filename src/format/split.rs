@@ -220,13 +220,15 @@ impl<'a> StatePlanes<'a> {
                 codes,
                 scales,
             } => {
+                // `mid` is a block boundary or the end; at the end a last partial block (and an
+                // odd 4-bit code's byte) stays on the left.
                 let code_mid = if kind == BlockKind::Int4 {
-                    mid / 2
+                    mid.div_ceil(2)
                 } else {
                     mid
                 };
                 let (ca, cb) = split_planes(codes, code_mid);
-                let (sa, sb) = split_planes(scales, mid / kind.size());
+                let (sa, sb) = split_planes(scales, mid.div_ceil(kind.size()));
                 (
                     PlanesInner::Block {
                         kind,
