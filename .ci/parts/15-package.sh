@@ -15,6 +15,8 @@ cd "$work"/fused-optim-*/
 # tree's would let the two copies of the crate overwrite each other's build fingerprints).
 # The tests that read files outside src/ (vectors, the fuzz corpus, schedules, examples) and the
 # doctests (docs/ guides included): the rest ran on the tree already.
-CARGO_TARGET_DIR="$root/target/package-test" cargo test --release --locked \
+export CARGO_TARGET_DIR="$root/target/package-test"
+cargo test --release --locked \
     --test torch_parity --test fuzz_corpus --test schedules --test seed_experiment \
-    --test format_convergence --doc
+    --test format_convergence
+cargo test --release --locked --doc
