@@ -977,7 +977,8 @@ fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
                     }
                 },
                 _ => {
-                    if block > 1 {
+                    // An empty piece (a tensor's end) has no block to align.
+                    if block > 1 && n > 0 {
                         offset = base.wrapping_add(1 + usize::from(u.byte()) % (block - 1));
                     } else {
                         g = g.resized(delta(u, n));
