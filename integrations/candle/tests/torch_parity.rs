@@ -12,59 +12,12 @@
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer as _;
-use fused_optim::Adam;
 use fused_optim_candle::{Config, FusedOptimizer};
 use serde_json::Value;
 
-fn num(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap(),
-        Value::String(s) => match s.as_str() {
-            "nan" => f64::NAN,
-            "inf" => f64::INFINITY,
-            "-inf" => f64::NEG_INFINITY,
-            other => panic!("unknown value {other:?}"),
-        },
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| num(x) as f32)
-        .collect()
-}
-
-fn passes(e: f32, a: f32, scale: f64) -> bool {
-    if e.is_nan() || a.is_nan() || e.is_infinite() || a.is_infinite() {
-        return (e.is_nan() && a.is_nan()) || e == a;
-    }
-    (f64::from(a) - f64::from(e)).abs() <= 1e-5 * f64::from(e).abs() + 1e-6 * scale
-}
-
-fn optimizer(name: &str, hyper: &Value) -> Adam {
-    let mut o = if name == "AdamW" {
-        Adam::adamw()
-    } else {
-        Adam::default()
-    };
-    let h = hyper.as_object().unwrap();
-    for (k, v) in h {
-        match k.as_str() {
-            "lr" => o.lr = num(v),
-            "eps" => o.eps = num(v),
-            "weight_decay" => o.weight_decay = num(v),
-            "betas" => o.betas = (num(&v[0]), num(&v[1])),
-            "amsgrad" => o.amsgrad = v.as_bool().unwrap(),
-            "maximize" => o.maximize = v.as_bool().unwrap(),
-            "decoupled_weight_decay" => o.decoupled_weight_decay = v.as_bool().unwrap(),
-            other => panic!("hyperparameter {other} not handled"),
-        }
-    }
-    o
-}
+#[path = "../../torch_vectors.rs"]
+mod torch_vectors;
+use torch_vectors::{floats, optimizer, passes};
 
 #[test]
 fn torch_fused_adam_and_adamw_trajectories_pass_through_the_adapter() {
