@@ -779,7 +779,12 @@ fn store_params(p: &mut Params<'_>, r: Range<usize>, src: &[f32], step: u64, off
                     let r = bf16_to_f32(rounded);
                     // A parameter that is (or rounds to) ±inf or NaN carries no compensation:
                     // `x − r` would be NaN or ∓inf and poison the next step's `p + c`.
-                    let err = if r.is_finite() { *x - r } else { 0.0 };
+                    // (Tested on the bf16 bits: exponent all ones is ±inf or NaN.)
+                    let err = if rounded.to_bits() & 0x7f80 != 0x7f80 {
+                        *x - r
+                    } else {
+                        0.0
+                    };
                     *pd = rounded;
                     *cd = f32_to_bf16(err);
                 }
