@@ -160,7 +160,6 @@ impl<'s> Work<'s, '_> {
 fn cut(t: TensorStep<'_>, at: usize) -> (Option<TensorStep<'_>>, Option<TensorStep<'_>>) {
     let align = t.alignment().max(1);
     let at = (at / align).saturating_mul(align).min(t.len());
-    let at = at - at % t.block().max(1);
     match t.split_at(at) {
         Ok((a, b)) => (Some(a), Some(b)),
         // Unreachable: `at` is aligned and within the length.
