@@ -83,6 +83,9 @@ def resnet18_shapes() -> list[tuple[int, ...]]:
     return shapes
 
 
+# Pause before each timed repetition in --threads mode (see `settle`).
+SETTLE_S = 0.1
+
 WORKLOADS: dict[str, list[tuple[int, ...]]] = {
     "4Ki": [(4096,)],
     "64Ki": [(65536,)],
@@ -507,6 +510,13 @@ def measure_formats(
     }
 
 
+def settle() -> None:
+    """Lets every thread of the previous contender go idle before the next one is timed:
+    torch's OpenMP workers and rayon's workers spin for a while after their last task, and on
+    a 2-core machine a spinning thread takes a core from the next measurement."""
+    time.sleep(SETTLE_S)
+
+
 def measure_threads(torch, exe, workload, optimizer, thread_counts, rounds, target_ms, align, sink) -> list[dict]:
     """One workload × optimizer in f32 at every thread count: a driver per count (our step
     through `parallel::apply` on a pool of N threads, and the crate's floor split the same way)
@@ -534,8 +544,11 @@ def measure_threads(torch, exe, workload, optimizer, thread_counts, rounds, targ
         for r in range(rounds):
             for n in thread_counts:
                 torch.set_num_threads(n)
+                settle()
                 put("ours", n, r, drivers[n].rep("step"))
+                settle()
                 put("floor", n, r, drivers[n].rep("floor"))
+                settle()
                 put(key, n, r, torches[n].rep())
             print(f"  round {r + 1}/{rounds} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
     finally:

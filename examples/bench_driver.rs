@@ -173,6 +173,10 @@ struct Args {
     /// many threads (0: the plain one-thread loop).
     #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
     threads: usize,
+    /// With `threads`: the threshold passed to `parallel::apply_with_threshold` (default
+    /// `parallel::MIN_PARALLEL`).
+    #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
+    min_parallel: Option<usize>,
 }
 
 impl Args {
@@ -189,6 +193,7 @@ fn parse_args() -> Args {
     let (mut params, mut grads, mut state) = (ParamFmt::F32, GradFmt::F32, StateFormat::F32);
     let mut block_all = false;
     let mut threads = 0;
+    let mut min_parallel = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -227,6 +232,13 @@ fn parse_args() -> Args {
                     panic!("--threads needs the rayon feature (cargo build --features rayon)");
                 }
             }
+            "--min-parallel" => {
+                min_parallel = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--min-parallel N"),
+                );
+            }
             _ => positional.push(a),
         }
     }
@@ -254,6 +266,7 @@ fn parse_args() -> Args {
         state,
         block_all,
         threads,
+        min_parallel,
     }
 }
 
@@ -666,6 +679,9 @@ struct Model<O: Optimizer> {
     step: u64,
     scalars: O::Scalars,
     planes: usize,
+    /// The threshold handed to `parallel::apply_with_threshold`.
+    #[cfg(feature = "rayon")]
+    min_parallel: usize,
     #[cfg(feature = "rayon")]
     pool: Option<rayon::ThreadPool>,
 }
@@ -704,6 +720,10 @@ impl<O: Optimizer> Model<O> {
             scalars: O::Scalars::default(),
             planes,
             #[cfg(feature = "rayon")]
+            min_parallel: args
+                .min_parallel
+                .unwrap_or(fused_optim::parallel::MIN_PARALLEL),
+            #[cfg(feature = "rayon")]
             pool: (args.threads > 0).then(|| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(args.threads)
@@ -729,8 +749,11 @@ impl<O: Optimizer> Model<O> {
             })
             .collect();
         let backend = self.backend;
-        pool.install(|| fused_optim::parallel::apply(plan, backend, &mut steps))
-            .expect("buffers fit");
+        let min = self.min_parallel;
+        pool.install(|| {
+            fused_optim::parallel::apply_with_threshold(plan, backend, &mut steps, min)
+        })
+        .expect("buffers fit");
         true
     }
 

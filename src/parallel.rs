@@ -4,9 +4,10 @@
 use crate::{Backend, Error, StepPlan, TensorStep};
 
 /// Below this many elements a piece of work is not split further: it runs on the thread that
-/// holds it (a whole step below it stays on the calling thread). Measured on a 2-core AMD EPYC
-/// (Zen 5) VM with `bench/compare.py --threads` (see `docs/threads.md`).
-pub const MIN_PARALLEL: usize = 1 << 15;
+/// holds it (a whole step below it is not split at all). Chosen with `bench/threshold.py` on a
+/// 2-core AMD EPYC (Zen 4) VM, where splitting plain SGD, the cheapest update, stops losing at
+/// 16 Ki elements and Adam gains from 8 Ki (see `docs/threads.md`).
+pub const MIN_PARALLEL: usize = 1 << 14;
 
 /// Applies `plan` to every tensor on the current rayon pool's threads
 /// ([`rayon::current_num_threads`]; run it inside [`rayon::ThreadPool::install`] to choose
@@ -40,6 +41,34 @@ pub fn apply<P: StepPlan>(
     backend: Backend,
     tensors: &mut [TensorStep<'_>],
 ) -> Result<(), Error> {
+    apply_with_threshold(plan, backend, tensors, MIN_PARALLEL)
+}
+
+/// [`apply`] with another threshold than [`MIN_PARALLEL`]: work below `min_parallel` elements
+/// is not split further (`0` splits down to one piece per thread, whatever the size). For a
+/// machine whose thread wake-up cost or cache sizes differ from the one `MIN_PARALLEL` was
+/// measured on; the bits do not depend on it.
+///
+/// ```
+/// use fused_optim::{Adam, Backend, Grads, Params, State, TensorStep, parallel};
+/// let adam = Adam::default();
+/// let plan = adam.plan(1)?;
+/// let (mut p, g, mut s) = (vec![1.0f32; 4096], vec![0.5f32; 4096], vec![0.0f32; 8192]);
+/// let mut t = [TensorStep::new(Params::F32(&mut p), Grads::F32(&g), State::F32(&mut s), 2)?];
+/// parallel::apply_with_threshold(&plan, Backend::best(), &mut t, 0)?;
+/// assert!(p.iter().all(|&x| x < 1.0));
+/// # Ok::<(), fused_optim::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`apply`].
+#[inline]
+pub fn apply_with_threshold<P: StepPlan>(
+    plan: &P,
+    backend: Backend,
+    tensors: &mut [TensorStep<'_>],
+    min_parallel: usize,
+) -> Result<(), Error> {
     if !backend.is_available() {
         return Err(Error::BackendUnavailable(backend));
     }
@@ -53,7 +82,13 @@ pub fn apply<P: StepPlan>(
         mid: tensors,
         tail: None,
     };
-    run(plan, backend, work, rayon::current_num_threads())
+    run(
+        plan,
+        backend,
+        work,
+        rayon::current_num_threads(),
+        min_parallel,
+    )
 }
 
 /// A contiguous run of the step's work: a piece of a tensor, whole tensors, a piece of a tensor.
@@ -172,9 +207,10 @@ fn run<P: StepPlan>(
     backend: Backend,
     work: Work<'_, '_>,
     threads: usize,
+    min_parallel: usize,
 ) -> Result<(), Error> {
     let total = work.len();
-    if threads <= 1 || total < MIN_PARALLEL {
+    if threads <= 1 || total < min_parallel.max(1) {
         let Work { head, mid, tail } = work;
         if let Some(h) = head {
             h.apply(plan, backend)?;
@@ -188,8 +224,8 @@ fn run<P: StepPlan>(
     let target = (total / threads).saturating_mul(left_threads);
     let (left, right) = work.split(target);
     let (a, b) = rayon::join(
-        || run(plan, backend, left, left_threads),
-        || run(plan, backend, right, threads - left_threads),
+        || run(plan, backend, left, left_threads, min_parallel),
+        || run(plan, backend, right, threads - left_threads, min_parallel),
     );
     a.and(b)
 }

@@ -8,3 +8,5 @@ cargo clippy --release --all-targets --features rayon -- -D warnings
 cargo test --release --features rayon --test formats -- pieces_on_threads parallel_steps split_errors bad_tensor
 cargo test --release --features rayon --doc parallel
 cargo run --release --example threads
+# What a parallel step allocates (rayon's injector blocks only), printed for docs/threads.md.
+cargo test --release --features rayon --test parallel_alloc -- --nocapture
