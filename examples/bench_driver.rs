@@ -21,6 +21,9 @@
 //!   `fp8`) goes, as torchao does, to tensors of at least 4096 values that fill whole blocks;
 //!   the others keep their state in the parameters' dtype (`f32`, or bf16 for bf16 parameters).
 //!   `--block-all` puts every tensor's state in the block format (a last partial block counts).
+//! - `--stagger BYTES` starts the `k`-th buffer allocated `k · BYTES` bytes into its allocation
+//!   (default 0), to see how a step's speed depends on where its buffers' pages fall (see
+//!   `docs/formats.md`, "What bounds each format").
 //!
 //! Each tensor gets its own parameter, gradient and state buffers. One *step* is what a
 //! training loop pays: build the step's plan once (validation and per-step scalars), apply it to
@@ -58,6 +61,7 @@
 
 use core::time::Duration;
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use fused_optim::__private::{FloorPlan, memory_floor};
@@ -226,6 +230,12 @@ fn parse_args() -> Args {
             "--grads" => grads = GradFmt::parse(&it.next().expect("--grads FORMAT")),
             "--state" => state = parse_state(&it.next().expect("--state FORMAT")),
             "--block-all" => block_all = true,
+            "--stagger" => STAGGER.store(
+                it.next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--stagger BYTES"),
+                Ordering::Relaxed,
+            ),
             "--threads" => {
                 threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N");
                 if !cfg!(feature = "rayon") && threads > 0 {
@@ -293,14 +303,22 @@ struct Buf<T> {
     len: usize,
 }
 
+/// `--stagger BYTES`: the `k`-th buffer made starts `k · BYTES` further into its allocation.
+static STAGGER: AtomicUsize = AtomicUsize::new(0);
+/// How many buffers have been made (for `STAGGER`).
+static BUFFERS: AtomicUsize = AtomicUsize::new(0);
+
 impl<T: Copy + Default> Buf<T> {
     fn new(values: impl Iterator<Item = T>, len: usize, align: usize) -> Self {
         let size = size_of::<T>();
-        let mut data: Vec<T> = Vec::with_capacity(len + align / size);
-        let start = match align {
-            0 => 0,
-            a => (a - data.as_ptr() as usize % a) % a / size,
-        };
+        let k = BUFFERS.fetch_add(1, Ordering::Relaxed);
+        let extra = (STAGGER.load(Ordering::Relaxed) * k).div_ceil(size);
+        let mut data: Vec<T> = Vec::with_capacity(len + align / size + extra);
+        let start = extra
+            + match align {
+                0 => 0,
+                a => (a - data.as_ptr() as usize % a) % a / size,
+            };
         data.resize(start, T::default());
         data.extend(values.take(len));
         data.resize(start + len, T::default());
