@@ -59,9 +59,9 @@
     clippy::indexing_slicing
 )]
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use fused_optim::__private::{FloorPlan, memory_floor};

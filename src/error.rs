@@ -134,6 +134,15 @@ fn fits_f32(name: &'static str, value: f64) -> Result<(), Error> {
     }
 }
 
+/// A per-step scalar that torch computes in f64 (Python floats) and converts to `f32` where it
+/// meets a tensor, rounded to `f32`; torch raises `value cannot be converted to type float
+/// without overflow` when it is finite but beyond `f32`'s range (for example `lr/(1 − β1^t)`
+/// with a huge `lr` and `β1` close to 1), and so does the crate, before anything is written.
+#[inline]
+pub(crate) fn scalar_f32(name: &'static str, value: f64) -> Result<f32, Error> {
+    fits_f32(name, value).map(|()| value as f32)
+}
+
 /// An optimizer's `0 <= x` hyperparameter, also within `f32`'s range ([`fits_f32`]).
 #[inline]
 pub(crate) fn non_negative_f32(name: &'static str, value: f64) -> Result<(), Error> {

@@ -14,6 +14,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 
 use half::{bf16, f16};
 
+use crate::error::{Error, scalar_f32};
 use crate::format::convert;
 
 /// A vector (or scalar) of `f32` lanes with exactly rounded arithmetic.
@@ -297,20 +298,34 @@ impl GradPrep {
     /// L2 weight decay on the gradient.
     #[inline]
     pub(crate) fn l2(maximize: bool, weight_decay: f64) -> Self {
-        GradPrep::new(maximize, 0.0, weight_decay, false)
-    }
-
-    /// L2 or decoupled weight decay; the decoupled factor `1 − lr·wd` is computed in f64.
-    #[inline]
-    pub(crate) fn new(maximize: bool, lr: f64, weight_decay: f64, decoupled: bool) -> Self {
         let decay = if weight_decay == 0.0 {
             Decay::None
-        } else if decoupled {
-            Decay::Decoupled((1.0 - lr * weight_decay) as f32)
         } else {
             Decay::L2(weight_decay as f32)
         };
         GradPrep { maximize, decay }
+    }
+
+    /// L2 or decoupled weight decay; the decoupled factor `1 − lr·wd` is computed in f64.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperparameter`] when `1 − lr·wd` is beyond `f32` (torch's overflow
+    /// error on `param.mul_(1 - lr * weight_decay)`).
+    #[inline]
+    pub(crate) fn new(
+        maximize: bool,
+        lr: f64,
+        weight_decay: f64,
+        decoupled: bool,
+    ) -> Result<Self, Error> {
+        if decoupled && weight_decay != 0.0 {
+            let factor = scalar_f32("1 - lr * weight_decay", 1.0 - lr * weight_decay)?;
+            return Ok(GradPrep {
+                maximize,
+                decay: Decay::Decoupled(factor),
+            });
+        }
+        Ok(Self::l2(maximize, weight_decay))
     }
 
     /// Returns the (possibly decayed) parameter and the gradient to use.

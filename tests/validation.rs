@@ -1142,8 +1142,10 @@ fn every_hyperparameter_beyond_f32_is_rejected() {
                 let mut o = d;
                 o.$field = BIG;
                 rejects(o, stringify!($field), BIG);
+                // The largest f32 is a valid hyperparameter; a step's derived scalars may
+                // still overflow with it (`derived_scalars_beyond_f32_are_rejected`).
                 o.$field = f64::from(f32::MAX);
-                accepts(o);
+                assert_eq!(o.validate(), Ok(()), "{o:?}");
             )+
         }};
     }
@@ -1187,4 +1189,118 @@ fn every_hyperparameter_beyond_f32_is_rejected() {
         lr: f64::INFINITY,
         ..Sgd::default()
     });
+}
+
+/// A per-step scalar that torch computes as a Python float and converts to f32 where it meets
+/// the tensor (`value cannot be converted to type float without overflow`) is rejected the same
+/// way when it lies beyond f32, with nothing written, although every hyperparameter fits.
+#[test]
+fn derived_scalars_beyond_f32_are_rejected() {
+    fn rejects_at<O: Optimizer>(opt: O, step: u64, name: &str) {
+        assert_eq!(opt.validate(), Ok(()), "{opt:?}");
+        let mut scalars = O::Scalars::default();
+        for t in 1..step {
+            scalars = opt.plan(t, &scalars).unwrap().scalars_after();
+        }
+        match opt.plan(step, &scalars) {
+            Err(Error::InvalidHyperparameter { name: n, value, .. }) => {
+                assert_eq!(n, name, "{opt:?}");
+                assert!(
+                    value.is_finite() && value.abs() > f64::from(f32::MAX),
+                    "{value}"
+                );
+            }
+            other => panic!("{opt:?}: expected an overflow of {name}, got {other:?}"),
+        }
+        // One step over real buffers writes nothing.
+        let (mut p, g) = (vec![0.5f32; 9], vec![0.25f32; 9]);
+        let mut s = vec![0.0f32; opt.state_len(9)];
+        assert!(
+            opt.plan(step, &scalars)
+                .and_then(|plan| plan.apply(&mut p, &g, &mut s))
+                .is_err()
+        );
+        assert!(p.iter().all(|&x| x == 0.5) && s.iter().all(|&x| x == 0.0));
+    }
+    // lr / (1 − β1^t): 3e38 / 0.1 at step 1.
+    rejects_at(
+        Adam {
+            lr: 3e38,
+            ..Adam::default()
+        },
+        1,
+        "lr / (1 - beta1^t)",
+    );
+    rejects_at(
+        Adamax {
+            lr: 3e38,
+            ..Adamax::default()
+        },
+        1,
+        "lr / (1 - beta1^t)",
+    );
+    // ... but not once the bias correction has grown: 3e38 / (1 − 0.9^100) fits.
+    assert!(
+        Adam {
+            lr: 3e38,
+            ..Adam::default()
+        }
+        .plan(100)
+        .is_ok()
+    );
+    // AdamW's and Lion's 1 − lr·wd: 1 − 1e20·1e20.
+    for name in ["adamw", "lion", "nadam", "radam"] {
+        let (lr, wd) = (1e20, 1e20);
+        match name {
+            "adamw" => rejects_at(
+                Adam {
+                    lr,
+                    weight_decay: wd,
+                    ..Adam::adamw()
+                },
+                1,
+                "1 - lr * weight_decay",
+            ),
+            "lion" => rejects_at(
+                Lion {
+                    lr,
+                    weight_decay: wd,
+                    ..Lion::default()
+                },
+                1,
+                "1 - lr * weight_decay",
+            ),
+            "nadam" => rejects_at(
+                NAdam {
+                    lr,
+                    weight_decay: wd,
+                    decoupled_weight_decay: true,
+                    ..NAdam::default()
+                },
+                1,
+                "1 - lr * weight_decay",
+            ),
+            _ => rejects_at(
+                RAdam {
+                    lr,
+                    weight_decay: wd,
+                    decoupled_weight_decay: true,
+                    ..RAdam::default()
+                },
+                1,
+                "1 - lr * weight_decay",
+            ),
+        }
+    }
+    // NAdam's coefficient of the averaged term: with momentum_decay = 1e6, mu = β1 from the
+    // first step, and 3e38·0.9/(1 − 0.81) overflows.
+    rejects_at(
+        NAdam {
+            lr: 3e38,
+            momentum_decay: 1e6,
+            ..NAdam::default()
+        },
+        1,
+        "lr * mu_next / (1 - mu_product_next)",
+    );
 }

@@ -1,7 +1,7 @@
 //! Adam and AdamW (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative_f32, step_number};
+use crate::error::{Error, beta, non_negative_f32, scalar_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp, max_nan};
@@ -136,7 +136,10 @@ impl Adam {
     /// ```
     ///
     /// # Errors
-    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0. A per-step scalar beyond
+    /// `f32` (`lr/(1 − β1^t)` or AdamW's `1 − lr·weight_decay`, computed in f64 as torch's Python floats) is
+    /// [`Error::InvalidHyperparameter`] named after it, as torch's `value cannot be converted
+    /// to type float without overflow`.
     #[inline]
     pub fn plan(&self, step: u64) -> Result<AdamPlan, Error> {
         self.validate()?;
@@ -149,11 +152,12 @@ impl Adam {
             self.lr,
             self.weight_decay,
             self.decoupled_weight_decay,
-        );
+        )?;
+        let neg_step_size = scalar_f32("lr / (1 - beta1^t)", -(self.lr / bc1))?;
         Ok(AdamPlan {
             step,
             kernel: AdamKernel {
-                neg_step_size: (-(self.lr / bc1)) as f32,
+                neg_step_size,
                 bc2_sqrt: libm::sqrt(bc2) as f32,
                 eps: self.eps as f32,
                 beta2: b2 as f32,

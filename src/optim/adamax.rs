@@ -1,7 +1,7 @@
 //! Adamax (`torch.optim.Adamax`).
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative_f32, step_number};
+use crate::error::{Error, beta, non_negative_f32, scalar_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp, max_nan};
@@ -103,16 +103,20 @@ impl Adamax {
     /// ```
     ///
     /// # Errors
-    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0. A per-step scalar beyond
+    /// `f32` (`lr/(1 − β1^t)`, computed in f64 as torch's Python floats) is
+    /// [`Error::InvalidHyperparameter`] named after it, as torch's `value cannot be converted
+    /// to type float without overflow`.
     #[inline]
     pub fn plan(&self, step: u64) -> Result<AdamaxPlan, Error> {
         self.validate()?;
         let t = step_number(step)?;
         let (b1, b2) = self.betas;
         let clr = self.lr / (1.0 - libm::pow(b1, t));
+        let neg_clr = scalar_f32("lr / (1 - beta1^t)", -clr)?;
         Ok(AdamaxPlan {
             step,
-            neg_clr: (-clr) as f32,
+            neg_clr,
             eps: self.eps as f32,
             beta2: b2 as f32,
             m_lerp: Lerp::new((1.0 - b1) as f32),

@@ -105,7 +105,10 @@ impl Lion {
     /// ```
     ///
     /// # Errors
-    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0. A per-step scalar beyond
+    /// `f32` (`1 − lr·weight_decay`, computed in f64 as torch's Python floats) is
+    /// [`Error::InvalidHyperparameter`] named after it, as torch's `value cannot be converted
+    /// to type float without overflow`.
     #[inline]
     pub fn plan(&self, step: u64) -> Result<LionPlan, Error> {
         self.validate()?;
@@ -114,7 +117,7 @@ impl Lion {
         Ok(LionPlan {
             step,
             neg_lr: (-self.lr) as f32,
-            prep: GradPrep::new(self.maximize, self.lr, self.weight_decay, true),
+            prep: GradPrep::new(self.maximize, self.lr, self.weight_decay, true)?,
             beta1: b1 as f32,
             one_minus_beta1: (1.0 - b1) as f32,
             beta2: b2 as f32,

@@ -1,7 +1,7 @@
 //! NAdam (`torch.optim.NAdam`), with its scalar state `mu_product`.
 
 use crate::dispatch::Backend;
-use crate::error::{Error, beta, non_negative_f32, step_number};
+use crate::error::{Error, beta, non_negative_f32, scalar_f32, step_number};
 use crate::format::{self, Grads, Params, State};
 use crate::kernel::Kernel;
 use crate::lane::{GradPrep, Lane, Lerp};
@@ -159,7 +159,10 @@ impl NAdam {
     /// ```
     ///
     /// # Errors
-    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0. A per-step scalar beyond
+    /// `f32` (NAdam's two step coefficients, or `1 − lr·weight_decay`, computed in f64 as torch's Python floats) is
+    /// [`Error::InvalidHyperparameter`] named after it, as torch's `value cannot be converted
+    /// to type float without overflow`.
     #[inline]
     pub fn plan(&self, step: u64, scalars: &NAdamScalars) -> Result<NAdamPlan, Error> {
         self.validate()?;
@@ -194,12 +197,20 @@ impl NAdam {
             self.lr,
             self.weight_decay,
             self.decoupled_weight_decay,
-        );
+        )?;
+        let grad_coeff = scalar_f32(
+            "lr * (1 - mu) / (1 - mu_product)",
+            -self.lr * (1.0 - mu) / (1.0 - mu_product_f64),
+        )?;
+        let avg_coeff = scalar_f32(
+            "lr * mu_next / (1 - mu_product_next)",
+            (-self.lr * mu_next) / (1.0 - mu_product_next),
+        )?;
         Ok(NAdamPlan {
             step,
             kernel: NAdamKernel {
-                grad_coeff: (-self.lr * (1.0 - mu) / (1.0 - mu_product_f64)) as f32,
-                avg_coeff: ((-self.lr * mu_next) / (1.0 - mu_product_next)) as f32,
+                grad_coeff,
+                avg_coeff,
                 bc2: bc2 as f32,
                 eps: self.eps as f32,
                 beta2: b2 as f32,

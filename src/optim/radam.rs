@@ -122,7 +122,10 @@ impl RAdam {
     /// ```
     ///
     /// # Errors
-    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0.
+    /// Invalid hyperparameters, or [`Error::InvalidStep`] for step 0. A per-step scalar beyond
+    /// `f32` (`1 − lr·weight_decay`, computed in f64 as torch's Python floats) is
+    /// [`Error::InvalidHyperparameter`] named after it, as torch's `value cannot be converted
+    /// to type float without overflow`.
     #[inline]
     pub fn plan(&self, step: u64) -> Result<RAdamPlan, Error> {
         self.validate()?;
@@ -151,7 +154,7 @@ impl RAdam {
             self.lr,
             self.weight_decay,
             self.decoupled_weight_decay,
-        );
+        )?;
         Ok(RAdamPlan {
             step,
             lr: self.lr as f32,
