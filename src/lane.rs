@@ -15,7 +15,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 use half::{bf16, f16};
 
 use crate::error::{Error, scalar_f32};
-use crate::format::convert;
+use crate::format::{BytePlanes, convert};
 
 /// A vector (or scalar) of `f32` lanes with exactly rounded arithmetic.
 ///
@@ -55,6 +55,47 @@ pub(crate) trait Lane:
     /// faults and changes nothing the program can see). Backends without one do nothing.
     #[inline(always)]
     fn prefetch<T>(_at: *const T) {}
+
+    /// `out[i] = values[codes[i]] · scale` for an 8-bit code table given both as `f32` values
+    /// and as byte planes (the same bits). The default gathers from `values`; a backend with
+    /// byte permutes overrides it (AVX-512 VBMI), with the same bits.
+    #[inline(always)]
+    fn dequantize8(
+        values: &[f32; 256],
+        _bytes: &BytePlanes,
+        codes: &[u8],
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        crate::format::dequantize8(values, codes, scale, out);
+    }
+
+    /// Whether [`Lane::lookup16`] is one register permute, so that a search over a 16-entry
+    /// table beats comparing with every entry.
+    const FAST_LOOKUP16: bool = false;
+
+    /// `table[idx]` in every lane, for `idx` a whole number in `0..16` held as `f32` (others:
+    /// any value). The default goes through memory; a backend with a register permute overrides
+    /// it together with [`Lane::FAST_LOOKUP16`].
+    #[inline(always)]
+    fn lookup16(table: &[f32; 16], idx: Self) -> Self {
+        let mut buf = [0.0f32; 16];
+        let lanes = buf.get_mut(..Self::LANES).unwrap_or_default();
+        idx.store(lanes);
+        for x in lanes.iter_mut() {
+            // `as usize` saturates (NaN to 0); the mask keeps the index in the table.
+            *x = table.get((*x as usize) & 15).copied().unwrap_or(0.0);
+        }
+        Self::load(lanes)
+    }
+
+    /// `out[i] = table[code i] · scale` for the 4-bit codes packed two per byte in `bytes` (the
+    /// first in the high nibble). The default gathers; a backend with a 16-entry register
+    /// permute overrides it (AVX-512F), with the same bits.
+    #[inline(always)]
+    fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
+        crate::format::dequantize4(table, bytes, scale, out);
+    }
 
     /// Widens the first `LANES` bf16 values (exact). Backends with a faster path override it.
     #[inline(always)]

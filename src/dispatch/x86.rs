@@ -11,11 +11,14 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::LaneJob;
+use crate::format::BytePlanes;
 use crate::lane::Lane;
 use half::{bf16, f16};
 
 const AVX2: u8 = 1;
 const AVX512: u8 = 2;
+/// AVX-512BW and VBMI (byte permutes), on top of [`AVX512`].
+const VBMI: u8 = 4;
 const DETECTED: u8 = 0x80;
 
 static FEATURES: AtomicU8 = AtomicU8::new(0);
@@ -65,6 +68,10 @@ fn detect() -> u8 {
     }
     if os_ymm && os_zmm && l7.ebx & (1 << 16) != 0 {
         out |= AVX512;
+        // AVX512BW: CPUID.7.0:EBX[30]; AVX512_VBMI: CPUID.7.0:ECX[1].
+        if l7.ebx & (1 << 30) != 0 && l7.ecx & (1 << 1) != 0 {
+            out |= VBMI;
+        }
     }
     out
 }
@@ -79,6 +86,12 @@ pub(crate) fn has_avx2() -> bool {
 #[inline]
 pub(crate) fn has_avx512() -> bool {
     features() & AVX512 != 0
+}
+
+/// Whether the AVX-512 path may also use AVX-512BW and VBMI (byte permutes).
+#[inline]
+fn has_vbmi() -> bool {
+    features() & (AVX512 | VBMI) == AVX512 | VBMI
 }
 
 macro_rules! x86_lane {
@@ -279,6 +292,55 @@ x86_lane!(
     unord = |a| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a),
     select = |m, t, f| _mm512_mask_blend_ps(m, f, t),
     extra = {
+        const FAST_LOOKUP16: bool = true;
+        #[inline(always)]
+        fn lookup16(table: &[f32; 16], idx: Self) -> Self {
+            // SAFETY: AVX-512F is enabled by the entry point (module docs); the load reads the
+            // 16-float table. Truncation of a whole number is exact; the permute uses the
+            // index's low 4 bits.
+            Self(unsafe {
+                _mm512_permutexvar_ps(_mm512_cvttps_epi32(idx.0), _mm512_loadu_ps(table.as_ptr()))
+            })
+        }
+        #[inline(always)]
+        fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
+            let codes = crate::format::unpack4(bytes);
+            let full = out.len() / 16 * 16;
+            // SAFETY: AVX-512F is enabled by the entry point (module docs); the loads read the
+            // 16-float table and 16 codes of a 16-byte chunk, the stores write a 16-float chunk.
+            unsafe {
+                let t = _mm512_loadu_ps(table.as_ptr());
+                let s = _mm512_set1_ps(scale);
+                let (head, _) = out.split_at_mut(full);
+                for (o, c) in head.chunks_exact_mut(16).zip(codes.chunks_exact(16)) {
+                    let idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(c.as_ptr().cast()));
+                    let v = _mm512_permutexvar_ps(idx, t);
+                    _mm512_storeu_ps(o.as_mut_ptr(), _mm512_mul_ps(v, s));
+                }
+            }
+            let tail = (out.get_mut(full..), codes.get(full..));
+            if let (Some(o), Some(c)) = tail {
+                for (o, &c) in o.iter_mut().zip(c) {
+                    *o = table.get(usize::from(c & 15)).copied().unwrap_or(0.0) * scale;
+                }
+            }
+        }
+        #[inline(always)]
+        fn dequantize8(
+            values: &[f32; 256],
+            bytes: &BytePlanes,
+            codes: &[u8],
+            scale: f32,
+            out: &mut [f32],
+        ) {
+            if has_vbmi() {
+                // SAFETY: AVX-512F is enabled by the entry point (module docs) and AVX-512BW
+                // and VBMI were detected, with the OS saving the ZMM state.
+                unsafe { dequantize8_vbmi(bytes, codes, scale, out) }
+            } else {
+                crate::format::dequantize8(values, codes, scale, out);
+            }
+        }
         #[inline(always)]
         fn load_bf16(src: &[bf16]) -> Self {
             match src.first_chunk::<16>() {
@@ -337,6 +399,89 @@ x86_lane!(
         }
     },
 );
+
+/// Byte `p` of the permuted codes is code `TRANSPOSE[p]`: with `p = 16·L + 4·r + j`, code
+/// `16·r + 4·L + j`. After the byte-plane lookups, two rounds of in-lane unpacking put the value
+/// at byte position `16·L + 4·r + j` into dword `4·L + j` of output vector `r`; this order makes
+/// that dword hold value `16·r + 4·L + j`, so the four vectors come out in memory order.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "compile-time evaluation: a bad index fails the build"
+)]
+static TRANSPOSE: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut p = 0;
+    while p < 64 {
+        let (lane, r, j) = (p / 16, (p / 4) % 4, p % 4);
+        t[p] = (16 * r + 4 * lane + j) as u8;
+        p += 1;
+    }
+    t
+};
+
+/// `out[i] = f32::from_bits(bytes of codes[i]) · scale` by byte permutes: per 64 codes, for each
+/// of the four byte planes two 128-entry `vpermi2b` lookups and a blend on the code's top bit,
+/// then unpacking the four bytes of each value into place (no gather). A last partial group of
+/// 64 takes the scalar path. Exact: a table lookup, then one IEEE multiplication.
+///
+/// # Safety
+/// The CPU and OS must support AVX-512F, AVX-512BW and AVX-512 VBMI.
+#[target_feature(enable = "avx,avx2,avx512f,avx512bw,avx512vbmi")]
+unsafe fn dequantize8_vbmi(bytes: &BytePlanes, codes: &[u8], scale: f32, out: &mut [f32]) {
+    // SAFETY: every intrinsic below needs only the features enabled on this function (its
+    // caller checked them); the loads read 64 bytes from a 256-byte plane (length checked), the
+    // 64-byte table or a 64-byte chunk of codes, and the stores write 16 floats into a 16-float
+    // chunk of `out`.
+    unsafe {
+        // A plane's 256 bytes as four vectors (offsets 0, 64, 128, 192: in bounds).
+        let load = |p: &[u8; 256]| {
+            let at = p.as_ptr();
+            [
+                _mm512_loadu_si512(at.cast()),
+                _mm512_loadu_si512(at.add(64).cast()),
+                _mm512_loadu_si512(at.add(128).cast()),
+                _mm512_loadu_si512(at.add(192).cast()),
+            ]
+        };
+        let BytePlanes([p0, p1, p2, p3]) = bytes;
+        let t: [[__m512i; 4]; 4] = [load(p0), load(p1), load(p2), load(p3)];
+        let transpose = _mm512_loadu_si512(TRANSPOSE.as_ptr().cast());
+        let s = _mm512_set1_ps(scale);
+        let mut oc = out.chunks_exact_mut(64);
+        let mut cc = codes.chunks_exact(64);
+        for (o, c) in (&mut oc).zip(&mut cc) {
+            let idx = _mm512_permutexvar_epi8(transpose, _mm512_loadu_si512(c.as_ptr().cast()));
+            let upper = _mm512_movepi8_mask(idx);
+            let look = |[a, b, c, d]: [__m512i; 4]| {
+                _mm512_mask_blend_epi8(
+                    upper,
+                    _mm512_permutex2var_epi8(a, idx, b),
+                    _mm512_permutex2var_epi8(c, idx, d),
+                )
+            };
+            let [t0, t1, t2, t3] = t;
+            let (b0, b1, b2, b3) = (look(t0), look(t1), look(t2), look(t3));
+            let (lo01, hi01) = (_mm512_unpacklo_epi8(b0, b1), _mm512_unpackhi_epi8(b0, b1));
+            let (lo23, hi23) = (_mm512_unpacklo_epi8(b2, b3), _mm512_unpackhi_epi8(b2, b3));
+            let v = [
+                _mm512_unpacklo_epi16(lo01, lo23),
+                _mm512_unpackhi_epi16(lo01, lo23),
+                _mm512_unpacklo_epi16(hi01, hi23),
+                _mm512_unpackhi_epi16(hi01, hi23),
+            ];
+            for (d, v) in o.chunks_exact_mut(16).zip(v) {
+                _mm512_storeu_ps(d.as_mut_ptr(), _mm512_mul_ps(_mm512_castsi512_ps(v), s));
+            }
+        }
+        // The rest (under 64 values): byte planes reassembled one value at a time.
+        for (o, &c) in oc.into_remainder().iter_mut().zip(cc.remainder()) {
+            let c = usize::from(c);
+            let byte = |p: &[u8; 256]| p.get(c).copied().unwrap_or(0);
+            *o = f32::from_bits(u32::from_le_bytes([byte(p0), byte(p1), byte(p2), byte(p3)]))
+                * scale;
+        }
+    }
+}
 
 // AVX-512F has no float `and`/`xor` (those are AVX-512DQ); do them on the integer view.
 #[inline(always)]

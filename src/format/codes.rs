@@ -103,6 +103,35 @@ const fn build<const N: usize>(bits: &[u32; N]) -> CodeMap<N> {
 pub(crate) static INT8_SIGNED_MAP: CodeMap<256> = build(&INT8_SIGNED);
 /// torchao's unsigned 8-bit map (second moments).
 pub(crate) static INT8_UNSIGNED_MAP: CodeMap<256> = build(&INT8_UNSIGNED);
+/// The values of an 8-bit code table as four byte planes: `self.0[k][c]` is byte `k`
+/// (little-endian) of code `c`'s `f32` bits. A backend with byte permutes (AVX-512 VBMI) looks
+/// codes up in these instead of gathering from the `f32` table; both give the same bits.
+pub(crate) struct BytePlanes(pub(crate) [[u8; 256]; 4]);
+
+#[allow(
+    clippy::indexing_slicing,
+    reason = "compile-time evaluation: a bad index fails the build"
+)]
+const fn byte_planes(bits: &[u32; 256]) -> BytePlanes {
+    let mut out = [[0u8; 256]; 4];
+    let mut c = 0;
+    while c < 256 {
+        let b = bits[c].to_le_bytes();
+        let mut k = 0;
+        while k < 4 {
+            out[k][c] = b[k];
+            k += 1;
+        }
+        c += 1;
+    }
+    BytePlanes(out)
+}
+
+/// [`INT8_SIGNED_MAP`]'s values as byte planes.
+pub(crate) static INT8_SIGNED_BYTES: BytePlanes = byte_planes(&INT8_SIGNED);
+/// [`INT8_UNSIGNED_MAP`]'s values as byte planes.
+pub(crate) static INT8_UNSIGNED_BYTES: BytePlanes = byte_planes(&INT8_UNSIGNED);
+
 /// torchao's signed 4-bit map.
 pub(crate) static INT4_SIGNED_MAP: CodeMap<16> = build(&INT4_SIGNED);
 /// torchao's unsigned (linear) 4-bit map.
@@ -374,10 +403,16 @@ pub(crate) fn quantize4<L: Lane>(signed: bool, x: &[f32], scale: f32, out: &mut 
         let one = L::splat(1.0);
         let mut acc = [L::splat(0.0); 4];
         // The 15 thresholds are finite; `t <= y` is `!(y < t)` except for NaN, fixed below.
-        for t in map.next.iter().take(15) {
-            let t = L::splat(*t);
+        if L::FAST_LOOKUP16 {
             for (a, v) in acc.iter_mut().zip(v) {
-                *a = L::select(v.lt(t), *a, *a + one);
+                *a = count4_search(&map.next, v);
+            }
+        } else {
+            for t in map.next.iter().take(15) {
+                let t = L::splat(*t);
+                for (a, v) in acc.iter_mut().zip(v) {
+                    *a = L::select(v.lt(t), *a, *a + one);
+                }
             }
         }
         for (k, (a, v)) in acc.iter().zip(v).enumerate() {
@@ -390,6 +425,21 @@ pub(crate) fn quantize4<L: Lane>(signed: bool, x: &[f32], scale: f32, out: &mut 
     for (o, c) in out.iter_mut().zip(count) {
         *o = (c + 8_388_608.0).to_bits() as u8;
     }
+}
+
+/// The number of the 15 ascending thresholds `next[..15]` that are `<= y` (for `y` not NaN), by
+/// binary search: four steps of 8, 4, 2 and 1, each reading one threshold by a table lookup at
+/// an index up to 14 (the NaN in `next[15]` is never read). The same count as comparing with
+/// every threshold (tested), in four lookups instead of 15 compares where a lookup is one
+/// register permute.
+#[inline(always)]
+pub(crate) fn count4_search<L: Lane>(next: &[f32; 16], y: L) -> L {
+    let mut c = L::splat(0.0);
+    for step in [8.0f32, 4.0, 2.0, 1.0] {
+        let t = L::lookup16(next, c + L::splat(step - 1.0));
+        c = L::select(y.lt(t), c, c + L::splat(step));
+    }
+    c
 }
 
 /// f32 → float8 e4m3fn with round-to-nearest-even, as torch 2.15 converts (`c10`): values at
@@ -538,6 +588,25 @@ mod tests {
                 check4(false, y);
             }
             bits += 97;
+        }
+    }
+
+    #[test]
+    fn the_4bit_binary_search_counts_like_the_compares() {
+        for map in [&INT4_SIGNED_MAP, &INT4_UNSIGNED_MAP] {
+            let mut ys = probes(map);
+            ys.extend([
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.0,
+                -0.0,
+                f32::MAX,
+                -f32::MAX,
+            ]);
+            for y in ys.into_iter().filter(|y| !y.is_nan()) {
+                let count = map.next.iter().take(15).filter(|&&t| t <= y).count();
+                assert_eq!(count4_search::<f32>(&map.next, y), count as f32, "{y:e}");
+            }
         }
     }
 

@@ -25,9 +25,10 @@ use crate::dispatch::{LaneJob, with_backend};
 use crate::kernel::{Elem, Kernel, drive, drive_with};
 use crate::lane::Lane;
 use crate::{Backend, Error};
+pub(crate) use codes::BytePlanes;
 use codes::{
-    INT4_SIGNED_MAP, INT4_UNSIGNED_MAP, INT8_SIGNED_MAP, INT8_UNSIGNED_MAP, code4, code8,
-    e4m3_to_f32, f32_to_e4m3, quantize4, quantize8,
+    INT4_SIGNED_MAP, INT4_UNSIGNED_MAP, INT8_SIGNED_BYTES, INT8_SIGNED_MAP, INT8_UNSIGNED_BYTES,
+    INT8_UNSIGNED_MAP, code4, code8, e4m3_to_f32, f32_to_e4m3, quantize4, quantize8,
 };
 use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_bf16_sr, f32_to_f16};
 
@@ -651,7 +652,7 @@ impl<K: Kernel<S>, const S: usize> LaneJob for Staged<'_, '_, K, S> {
             load_grads(grads, r.clone(), gt);
             for ((plane, buf), signed) in planes.iter().zip(sbuf.iter_mut()).zip(K::SIGNED) {
                 if let Some(b) = buf.0.get_mut(..len) {
-                    load_plane(plane, r.clone(), b, signed);
+                    load_plane::<L>(plane, r.clone(), b, signed);
                 }
             }
             {
@@ -693,7 +694,7 @@ fn direct_tiles<L: Lane, K: Kernel<S>, const S: usize, P: Elem, G: Elem>(
         };
         for ((plane, buf), signed) in planes.iter().zip(sbuf.iter_mut()).zip(K::SIGNED) {
             if let Some(b) = buf.0.get_mut(..len) {
-                load_plane(plane, r.clone(), b, signed);
+                load_plane::<L>(plane, r.clone(), b, signed);
             }
         }
         {
@@ -803,7 +804,7 @@ fn load_grads(g: Grads<'_>, r: Range<usize>, dst: &mut [f32]) {
 }
 
 #[inline(always)]
-fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool) {
+fn load_plane<L: Lane>(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool) {
     match plane {
         Plane::F32(v) => widen(v, r, dst, |x| x),
         Plane::Bf16(v) => widen(v, r, dst, bf16_to_f32),
@@ -825,13 +826,13 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
                 let scale = scales.get(first / size).copied().unwrap_or(0.0);
                 match kind {
                     BlockKind::Int8 => {
-                        let table = if signed {
-                            &INT8_SIGNED_MAP.values
+                        let (table, bytes) = if signed {
+                            (&INT8_SIGNED_MAP.values, &INT8_SIGNED_BYTES)
                         } else {
-                            &INT8_UNSIGNED_MAP.values
+                            (&INT8_UNSIGNED_MAP.values, &INT8_UNSIGNED_BYTES)
                         };
                         if let Some(c) = codes.get(first..first.wrapping_add(out.len())) {
-                            dequantize8(table, c, scale, out);
+                            L::dequantize8(table, bytes, c, scale, out);
                         }
                     }
                     BlockKind::Fp8 => {
@@ -848,7 +849,7 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
                             &INT4_UNSIGNED_MAP.values
                         };
                         let bytes = codes.get(first / 2..).unwrap_or_default();
-                        dequantize4(table, bytes, scale, out);
+                        L::dequantize4(table, bytes, scale, out);
                     }
                 }
             }
@@ -862,7 +863,7 @@ fn load_plane(plane: &Plane<'_>, r: Range<usize>, dst: &mut [f32], signed: bool)
     clippy::indexing_slicing,
     reason = "a u8 index into a 256-entry table is in range"
 )]
-fn dequantize8(table: &[f32; 256], codes: &[u8], scale: f32, out: &mut [f32]) {
+pub(crate) fn dequantize8(table: &[f32; 256], codes: &[u8], scale: f32, out: &mut [f32]) {
     for (o, c) in out.iter_mut().zip(codes) {
         *o = table[usize::from(*c)] * scale;
     }
@@ -874,7 +875,15 @@ fn dequantize8(table: &[f32; 256], codes: &[u8], scale: f32, out: &mut [f32]) {
     clippy::indexing_slicing,
     reason = "a 4-bit index into a 16-entry table is in range"
 )]
-fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
+pub(crate) fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
+    for (o, c) in out.iter_mut().zip(unpack4(bytes)) {
+        *o = table[usize::from(c & 15)] * scale;
+    }
+}
+
+/// The 4-bit codes of up to 128 bytes, one per byte (the first of each pair in the high nibble).
+#[inline(always)]
+pub(crate) fn unpack4(bytes: &[u8]) -> [u8; 256] {
     let mut c = [0u8; 256];
     // Fixed-size pairs: no chunk length to divide by and no index to check, even where the
     // iterator code is not inlined (opt-level "z").
@@ -882,9 +891,7 @@ fn dequantize4(table: &[f32; 16], bytes: &[u8], scale: f32, out: &mut [f32]) {
     for ([hi, lo], b) in pairs.iter_mut().zip(bytes) {
         (*hi, *lo) = (b >> 4, b & 15);
     }
-    for (o, c) in out.iter_mut().zip(c) {
-        *o = table[usize::from(c & 15)] * scale;
-    }
+    c
 }
 
 #[inline(always)]
