@@ -870,7 +870,9 @@ fn sparse_adam_matches_textbook() {
             let (b1, b2) = opt.betas;
             for t in 1..=STEPS {
                 // Each row touched with probability 1/3; now and then no row at all.
-                let rows: Vec<usize> = (0..ROWS).filter(|_| rng.next_u64() % 3 == 0).collect();
+                let rows: Vec<usize> = (0..ROWS)
+                    .filter(|_| rng.next_u64().is_multiple_of(3))
+                    .collect();
                 let values = rng.vec_finite(rows.len() * DIM, 1.0);
                 opt.step(t, &mut p, SparseGrad::new(DIM, &rows, &values), &mut state)
                     .unwrap();

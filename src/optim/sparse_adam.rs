@@ -334,7 +334,8 @@ fn check<I: Copy + TryInto<usize>>(
             actual: n,
         });
     }
-    let expected = n.checked_mul(2).unwrap_or(usize::MAX);
+    // Saturating: a buffer of `usize::MAX` floats cannot exist, so no length equals it.
+    let expected = n.saturating_mul(2);
     if state != expected {
         return Err(Error::LengthMismatch {
             what: "state",
@@ -342,7 +343,7 @@ fn check<I: Copy + TryInto<usize>>(
             actual: state,
         });
     }
-    let expected = grad.indices.len().checked_mul(dim).unwrap_or(usize::MAX);
+    let expected = grad.indices.len().saturating_mul(dim);
     if grad.values.len() != expected {
         return Err(Error::LengthMismatch {
             what: "values",
@@ -605,7 +606,9 @@ mod tests {
         let mut p = [1.0f32; 6];
         let mut s = [0.5f32; 12];
         let g = [0.25f32; 6];
-        let cases: [(Error, usize, &[i64], &[f32], usize); 7] = [
+        // (error, dim, indices, values, state length)
+        type Case<'a> = (Error, usize, &'a [i64], &'a [f32], usize);
+        let cases: [Case<'_>; 7] = [
             (
                 Error::InvalidCombination("SparseAdam needs a row length (dim) of at least 1"),
                 0,
