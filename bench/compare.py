@@ -25,6 +25,13 @@ skips both). The low-bit contenders take about half a second per step on ResNet-
 in only ``--slow-rounds`` of the rounds (default 5), spread over the run. ``--summary FILE``
 writes one JSON object per workload × optimizer × format (see ``summary_rows``).
 
+Sparse mode: ``--sparse 1000000x64`` (``ROWSxDIM``; ``--touch-pct P``, default 1) times
+``SparseAdam`` on one embedding table with ``P`` percent of its rows touched per step (the same
+rows every step, spread evenly over the table, sorted and unique: torch's coalesced gradient)
+against ``torch.optim.SparseAdam`` (its only implementation, the for-loop) on the same table and
+rows, and the driver's floor for those rows (read the rows' parameters, gradient values and
+both state planes, write parameters and state, no arithmetic).
+
 What it does:
 
 * builds ``examples/bench_driver.rs`` with ``cargo build --release`` (default flags: whatever
@@ -275,6 +282,61 @@ def measure(torch, exe, workload, optimizer, rounds, target_ms, align, sink) -> 
     med["backend"] = ours.setup["backend"]
     med["elements"] = sum(sizes)
     med["tensors"] = len(sizes)
+    return med
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse gradients (--sparse)
+
+
+class TorchSparse:
+    """torch.optim.SparseAdam over one [rows, dim] table whose gradient touches `rows` rows."""
+
+    def __init__(self, torch, rows: int, dim: int, touched: int, target_ms: float):
+        gen = torch.Generator().manual_seed(42)
+        self.p = torch.nn.Parameter(torch.rand((rows, dim), generator=gen) * 2 - 1)
+        idx = torch.tensor([k * rows // touched for k in range(touched)], dtype=torch.long)
+        values = (torch.rand((touched, dim), generator=gen) * 2 - 1) * 0.1
+        self.p.grad = torch.sparse_coo_tensor(idx.unsqueeze(0), values, (rows, dim),
+                                              is_coalesced=True, check_invariants=True)
+        self.opt = torch.optim.SparseAdam([self.p])
+        self.iters = calibrate(self.run, target_ms)
+
+    def run(self, iters: int) -> float:
+        step = self.opt.step
+        t0 = time.perf_counter_ns()
+        for _ in range(iters):
+            step()
+        return time.perf_counter_ns() - t0
+
+    def rep(self) -> float:
+        return self.run(self.iters) / self.iters
+
+
+def measure_sparse(torch, exe, rows, dim, pct, rounds, target_ms, align, sink) -> dict:
+    ours = Ours(exe, "sparse-adam", [rows, dim], target_ms, align, ["--touch-pct", str(pct)])
+    theirs = None
+    try:
+        touched = ours.setup["touched_rows"]
+        theirs = TorchSparse(torch, rows, dim, touched, target_ms)
+        samples: dict[str, list[float]] = {"ours": [], "floor": [], "torch": []}
+        for r in range(rounds):
+            samples["ours"].append(ours.rep("step"))
+            samples["floor"].append(ours.rep("floor"))
+            samples["torch"].append(theirs.rep())
+        for k, xs in samples.items():
+            for i, x in enumerate(xs):
+                sink({"workload": f"sparse-{rows}x{dim}-{pct:g}pct", "optimizer": "sparse-adam",
+                      "who": k, "round": i, "ns": x})
+    finally:
+        ours.close()
+        theirs = None
+        gc.collect()
+    med = {k: statistics.median(xs) for k, xs in samples.items()}
+    med["speedup"] = statistics.median(t / o for t, o in zip(samples["torch"], samples["ours"]))
+    med["over_floor"] = statistics.median(o / f for o, f in zip(samples["ours"], samples["floor"]))
+    med["backend"] = ours.setup["backend"]
+    med["touched_rows"] = touched
     return med
 
 
@@ -814,6 +876,15 @@ def main() -> None:
         "torch under set_num_threads at each count, interleaved, in f32 (workloads default to "
         "256Ki,resnet18,16Mi, optimizers to adam)",
     )
+    ap.add_argument(
+        "--sparse",
+        help="sparse mode: SparseAdam on one ROWSxDIM embedding table (e.g. 1000000x64) against "
+        "torch.optim.SparseAdam",
+    )
+    ap.add_argument(
+        "--touch-pct", type=float, default=1.0,
+        help="with --sparse: percentage of the rows each step touches (default 1)",
+    )
     a = ap.parse_args()
     check_workloads()
 
@@ -857,6 +928,28 @@ def main() -> None:
     load_before = os.getloadavg()
     flags = os.environ.get("RUSTFLAGS")
     build = f"RUSTFLAGS={flags!r}" if flags else "default build"
+
+    if a.sparse:
+        try:
+            rows, dim = (int(x) for x in a.sparse.lower().split("x"))
+        except ValueError:
+            ap.error(f"--sparse takes ROWSxDIM, not {a.sparse!r}")
+        m = measure_sparse(torch, exe, rows, dim, a.touch_pct, rounds, target_ms, a.align, sink)
+        if sink_file:
+            sink_file.close()
+        print(
+            f"Median time per optimizer step, {rounds} interleaved rounds of ~{target_ms:g} ms each; "
+            f"{cpu_model()}; one thread; ours on `{m['backend']}` ({build}), torch "
+            f"{torch.__version__}; {started:%Y-%m-%d}.\n"
+        )
+        print("| table | rows touched | ours | floor | torch SparseAdam | torch ÷ ours | ours ÷ floor |")
+        print("|---|---|---|---|---|---|---|")
+        print(
+            f"| {rows} × {dim} | {m['touched_rows']} ({a.touch_pct:g}%) | {fmt_time(m['ours'])} | "
+            f"{fmt_time(m['floor'])} | {fmt_time(m['torch'])} | {ratio(m['speedup'])} | "
+            f"{m['over_floor']:.2f} |"
+        )
+        return
 
     if a.threads:
         counts = [int(t) for t in a.threads.split(",")]

@@ -13,6 +13,10 @@
 //! and gradients) and `bf16-int8` (bf16 parameters and gradients, 8-bit state):
 //! `cargo bench --bench step -- 'adamw-'`.
 //!
+//! SparseAdam: `sparse-adam/backend/ROWSxDIM-1pct`, an embedding table of `ROWS` rows of `DIM`
+//! values with 1% of its rows (spread over the table, sorted) touched per step, reported in
+//! touched elements per second: `cargo bench --bench step -- 'sparse-adam/'`.
+//!
 //! The floor (`fused_optim::__private::memory_floor`) streams exactly the bytes an optimizer with
 //! `N` state planes moves, through the same driver, with no arithmetic; an optimizer near its
 //! floor is limited by memory, not by arithmetic.
@@ -40,7 +44,7 @@ use criterion::{
 use fused_optim::__private::memory_floor;
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, bf16,
+    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, bf16,
 };
 
 /// Tensor sizes: from one small layer to a large embedding.
@@ -394,6 +398,55 @@ fn plan_cost<O: Optimizer, M: criterion::measurement::Measurement>(
     });
 }
 
+/// SparseAdam on embedding tables with 1% of the rows touched per step (each step the same
+/// rows: the timed cost is the row walk, not the choice of rows), checked against the scalar
+/// reference bit for bit first.
+fn sparse_adam(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sparse-adam");
+    let opt = SparseAdam::default();
+    let plan = opt.plan(STEP).expect("valid hyperparameters");
+    for (rows, dim, label) in [(64 << 10, 64, "64Kix64-1pct"), (1 << 20, 64, "1Mix64-1pct")] {
+        let n = rows * dim;
+        let mut rng = Rng(n as u64 ^ 0x5a);
+        let p0: Vec<f32> = (0..n).map(|_| rng.signed()).collect();
+        let s0: Vec<f32> = (0..2 * n)
+            .map(|k| if k < n { rng.grad() * 0.1 } else { 1e-4 })
+            .collect();
+        // Every 100th row, from a random start: sorted and unique.
+        let start = (rng.next_u64() % 100) as usize;
+        let indices: Vec<u32> = (start..rows).step_by(100).map(|r| r as u32).collect();
+        let values: Vec<f32> = (0..indices.len() * dim).map(|_| rng.grad()).collect();
+        let grad = SparseGrad::new(dim, &indices, &values);
+        group.throughput(Throughput::Elements(values.len() as u64));
+        group.sample_size(10).sampling_mode(SamplingMode::Flat);
+        group.measurement_time(Duration::from_secs(1));
+        let (mut p_ref, mut s_ref) = (p0.clone(), s0.clone());
+        plan.apply_on(Backend::Scalar, &mut p_ref, grad, &mut s_ref)
+            .expect("valid gradient");
+        for backend in Backend::available() {
+            let (mut p, mut s) = (p0.clone(), s0.clone());
+            plan.apply_on(backend, &mut p, grad, &mut s)
+                .expect("valid gradient");
+            assert!(
+                same(&p, &p_ref) && same(&s, &s_ref),
+                "sparse-adam on {backend} ({label}) differs from the scalar reference"
+            );
+            group.bench_with_input(BenchmarkId::new(backend.name(), label), &n, |b, _| {
+                b.iter(|| {
+                    plan.apply_on(
+                        backend,
+                        black_box(&mut p),
+                        black_box(grad),
+                        black_box(&mut s),
+                    )
+                    .expect("valid gradient");
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(200))
@@ -405,6 +458,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = optimizers, formats, floors, plans
+    targets = optimizers, formats, floors, plans, sparse_adam
 }
 criterion_main!(benches);

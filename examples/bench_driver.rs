@@ -8,7 +8,7 @@
 //!
 //! Arguments: an optimizer name (`sgd`, `sgd-momentum`, `adam`, `adamw`, `adagrad`,
 //! `adadelta`, `rmsprop`, `adamax`, `nadam`, `radam`, `lion`, and `torchao-adamw` /
-//! `torchao-adam`: the crate's `TorchaoAdam`, torchao's low-bit formula) with its default
+//! `torchao-adam`: the crate's `TorchaoAdam`, torchao's low-bit formula; `sparse-adam`, below) with its default
 //! hyperparameters (torch's; `sgd-momentum` is `momentum = 0.9`), then the element count of
 //! every tensor, comma-separated. Options: `--target-ms MS` (how long one repetition lasts,
 //! default 50), `--backend NAME` (default: the best available), `--align BYTES` (start every
@@ -44,6 +44,13 @@
 //!   (64 Ki) it is about 2× slower than `floor-crate`, being 16 bytes wide, so use it for
 //!   tensors that do not fit in cache (see [`floor_bytes`]).
 //!
+//! `sparse-adam ROWS,DIM` times `SparseAdam` (torch's defaults) on one `ROWS × DIM` f32
+//! embedding table, each step touching `--touch-pct P` percent of the rows (default 1; every
+//! step the same rows, spread evenly over the table, sorted). Its `floor` (and `floor-bytes`)
+//! walks the same rows with no arithmetic, reading the parameters, gradient values and both
+//! state planes and writing the parameters and state. The setup line gives `rows`, `dim`,
+//! `touched_rows` and the bytes moved per step.
+//!
 //! `floor` is the format's floor: `floor-crate` for the all-`f32` format (what it always was),
 //! `floor-bytes` otherwise.
 //!
@@ -69,7 +76,7 @@ use fused_optim::__private::{FloorPlan, memory_floor};
 use fused_optim::TensorStep;
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 use half::slice::HalfFloatSliceExt;
 
@@ -173,6 +180,8 @@ struct Args {
     grads: GradFmt,
     state: StateFormat,
     block_all: bool,
+    /// `sparse-adam`: the percentage of rows each step touches.
+    touch_pct: f64,
     /// With the `rayon` feature: steps and floors through `parallel::apply` on a pool of this
     /// many threads (0: the plain one-thread loop).
     #[cfg_attr(not(feature = "rayon"), allow(dead_code))]
@@ -196,6 +205,7 @@ fn parse_args() -> Args {
     let mut align = 0;
     let (mut params, mut grads, mut state) = (ParamFmt::F32, GradFmt::F32, StateFormat::F32);
     let mut block_all = false;
+    let mut touch_pct = 1.0;
     let mut threads = 0;
     let mut min_parallel = None;
     let mut it = std::env::args().skip(1);
@@ -236,6 +246,16 @@ fn parse_args() -> Args {
                     .expect("--stagger BYTES"),
                 Ordering::Relaxed,
             ),
+            "--touch-pct" => {
+                touch_pct = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--touch-pct PERCENT");
+                assert!(
+                    touch_pct > 0.0 && touch_pct <= 100.0,
+                    "--touch-pct takes a percentage in (0, 100]"
+                );
+            }
             "--threads" => {
                 threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N");
                 if !cfg!(feature = "rayon") && threads > 0 {
@@ -275,6 +295,7 @@ fn parse_args() -> Args {
         grads,
         state,
         block_all,
+        touch_pct,
         threads,
         min_parallel,
     }
@@ -969,6 +990,156 @@ fn serve<O: Optimizer>(opt: O, formula: &str, args: &Args) {
     }
 }
 
+/// One embedding table for `sparse-adam`: the table, its state, one step's sparse gradient, and
+/// a separate table and state for the floor.
+struct SparseModel {
+    dim: usize,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    params: Buf<f32>,
+    state: Buf<f32>,
+    floor_params: Buf<f32>,
+    floor_state: Buf<f32>,
+    step: u64,
+    backend: Backend,
+}
+
+impl SparseModel {
+    fn new(args: &Args) -> Self {
+        let [rows, dim] = args.sizes[..] else {
+            panic!("sparse-adam takes ROWS,DIM");
+        };
+        let n = rows * dim;
+        let mut rng = Rng(0x5eed ^ n as u64);
+        let touched = ((rows as f64 * args.touch_pct / 100.0).round() as usize).clamp(1, rows);
+        // `touched` rows spread evenly over the table: sorted and unique.
+        let indices: Vec<u32> = (0..touched).map(|k| (k * rows / touched) as u32).collect();
+        let values: Vec<f32> = (0..touched * dim).map(|_| rng.next_f32()).collect();
+        let table: Vec<f32> = (0..n).map(|_| rng.next_f32()).collect();
+        let mut model = SparseModel {
+            dim,
+            indices,
+            values,
+            params: Buf::new(table.iter().copied(), n, args.align),
+            state: Buf::zeros(2 * n, args.align),
+            floor_params: Buf::new(table.iter().copied(), n, args.align),
+            floor_state: Buf::zeros(2 * n, args.align),
+            step: 0,
+            backend: args.backend,
+        };
+        // Touch every page once, and leave a state that is not all zeros.
+        model.step();
+        model
+    }
+
+    #[inline(never)]
+    fn step(&mut self) {
+        self.step += 1;
+        let plan = SparseAdam::default().plan(self.step).unwrap();
+        let grad = SparseGrad::new(self.dim, &self.indices, &self.values);
+        plan.apply_on(
+            self.backend,
+            self.params.get_mut(),
+            grad,
+            self.state.get_mut(),
+        )
+        .unwrap();
+    }
+
+    /// Reads the touched rows of the table, the gradient and both state planes, and writes the
+    /// table and the state rows, with no arithmetic: `p ← g`, `m ← p`, `v ← m`.
+    #[inline(never)]
+    fn floor(&mut self) {
+        let dim = self.dim;
+        let n = self.floor_params.len;
+        let (m, v) = self.floor_state.get_mut().split_at_mut(n);
+        let p = self.floor_params.get_mut();
+        for (&row, g) in self.indices.iter().zip(self.values.chunks_exact(dim)) {
+            let span = row as usize * dim..(row as usize + 1) * dim;
+            let (p, m, v) = (&mut p[span.clone()], &mut m[span.clone()], &mut v[span]);
+            for ((p, m), (v, g)) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut().zip(g)) {
+                let (old_p, old_m) = (*p, *m);
+                *p = *g;
+                *m = old_p;
+                *v = old_m;
+            }
+        }
+    }
+
+    fn run(&mut self, floor: bool, iters: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            if floor {
+                self.floor();
+            } else {
+                self.step();
+            }
+            core::hint::black_box(&mut self.params);
+            core::hint::black_box(&mut self.floor_params);
+        }
+        start.elapsed()
+    }
+
+    /// As `Model::calibrate`.
+    fn calibrate(&mut self, floor: bool, target: Duration) -> u64 {
+        self.run(floor, 1);
+        let mut iters = 1u64;
+        while iters < 1 << 40 && self.run(floor, iters) < target / 4 {
+            iters *= 2;
+        }
+        let best = (0..3)
+            .map(|_| self.run(floor, iters))
+            .min()
+            .unwrap_or(target);
+        let per = best.as_secs_f64() / iters as f64;
+        ((target.as_secs_f64() / per).round() as u64).max(1)
+    }
+}
+
+fn serve_sparse(args: &Args) {
+    let mut model = SparseModel::new(args);
+    let step_iters = model.calibrate(false, args.target);
+    let floor_iters = model.calibrate(true, args.target);
+    let touched = model.values.len();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{{\"kind\":\"setup\",\"optimizer\":\"sparse-adam\",\"formula\":\"torch\",\
+         \"backend\":\"{}\",\"rows\":{},\"dim\":{},\"touched_rows\":{},\"elements\":{},\
+         \"touched_elements\":{},\"planes\":2,\"state_bytes\":{},\"bytes_moved\":{},\
+         \"step_iters\":{},\"floor_iters\":{}}}",
+        args.backend,
+        args.sizes[0],
+        model.dim,
+        model.indices.len(),
+        model.params.len,
+        touched,
+        model.state.len * 4,
+        // Read p, g, m, v and write p, m, v per touched value, plus the indices.
+        touched * 7 * 4 + model.indices.len() * 4,
+        step_iters,
+        floor_iters,
+    )
+    .unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let (kind, took, iters) = match line.trim() {
+            "step" => ("step", model.run(false, step_iters), step_iters),
+            k @ ("floor" | "floor-bytes") => (k, model.run(true, floor_iters), floor_iters),
+            "quit" | "" => break,
+            other => panic!("unknown command {other:?}"),
+        };
+        let ns = took.as_nanos() as f64 / iters as f64;
+        writeln!(
+            out,
+            "{{\"kind\":\"{kind}\",\"ns_per_step\":{ns:.3},\"iters\":{iters}}}"
+        )
+        .unwrap();
+        out.flush().unwrap();
+    }
+}
+
 fn main() {
     let args = parse_args();
     let torch = "torch";
@@ -995,6 +1166,7 @@ fn main() {
         // is still the one chosen with --state.
         "torchao-adamw" => serve(TorchaoAdam::adamw8bit(), "torchao", &args),
         "torchao-adam" => serve(TorchaoAdam::adam8bit(), "torchao", &args),
+        "sparse-adam" => serve_sparse(&args),
         other => panic!("unknown optimizer {other:?}"),
     }
 }

@@ -67,6 +67,20 @@ pub enum Error {
         /// The last valid step.
         last: u64,
     },
+    /// A row index of a sparse gradient ([`SparseGrad`](crate::SparseGrad)) is negative or not
+    /// below the table's number of rows.
+    IndexOutOfRange {
+        /// Its position in the gradient's `indices`.
+        position: usize,
+        /// The table's number of rows.
+        rows: usize,
+    },
+    /// The row indices of a sparse gradient ([`SparseGrad`](crate::SparseGrad)) are not
+    /// strictly increasing (unsorted, or a row repeated): coalesce them first.
+    IndicesNotSorted {
+        /// The first position whose index is not greater than the one before it.
+        position: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -98,6 +112,16 @@ impl fmt::Display for Error {
             Error::StepOutOfRange { step, last } => {
                 write!(f, "step {step} is past the schedule's last step {last}")
             }
+            Error::IndexOutOfRange { position, rows } => write!(
+                f,
+                "indices[{position}] is not a row of a table of {rows} rows"
+            ),
+            Error::IndicesNotSorted { position } => write!(
+                f,
+                "indices[{position}] is not greater than indices[{}]: row indices must be \
+                 sorted and unique",
+                position.saturating_sub(1)
+            ),
         }
     }
 }
@@ -148,6 +172,21 @@ pub(crate) fn scalar_f32(name: &'static str, value: f64) -> Result<f32, Error> {
 pub(crate) fn non_negative_f32(name: &'static str, value: f64) -> Result<(), Error> {
     non_negative(name, value)?;
     fits_f32(name, value)
+}
+
+/// `0 < x` (NaN rejected), torch's rule for SparseAdam's lr and eps, also within `f32`'s range
+/// ([`fits_f32`]).
+#[inline]
+pub(crate) fn positive_f32(name: &'static str, value: f64) -> Result<(), Error> {
+    if value > 0.0 {
+        fits_f32(name, value)
+    } else {
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must be > 0",
+        })
+    }
 }
 
 /// An optimizer's finite hyperparameter, also within `f32`'s range ([`fits_f32`]).

@@ -172,3 +172,86 @@ fn best_backend_is_the_widest_available() {
         names.join(", ")
     );
 }
+
+/// SparseAdam: every backend against the scalar reference, on tables whose rows have every
+/// length 1..=67 (every tail of every lane width) and a few long ones (the driver's alignment
+/// head), with special values everywhere and gradients touching a random sorted set of rows;
+/// untouched rows must keep their bits.
+mod sparse_adam {
+    use super::common::{Rng, first_difference};
+    use super::*;
+    use fused_optim::{SparseAdam, SparseGrad};
+
+    const ROWS: usize = 5;
+
+    /// A random strictly increasing subset of `0..rows` (possibly empty, possibly all).
+    fn touched(rng: &mut Rng, rows: usize) -> Vec<u32> {
+        let keep = rng.next_u64() % 4; // 0: few rows .. 3: most rows
+        (0..rows as u32)
+            .filter(|_| rng.next_u64() % 4 <= keep)
+            .collect()
+    }
+
+    fn matches_scalar(backend: Backend, opt: SparseAdam, first_step: u64, seed: u64) {
+        let mut rng = Rng(seed);
+        for dim in (1..=67).chain([127, 128, 300]) {
+            let n = ROWS * dim;
+            let p0 = rng.vec_special(n);
+            let s0 = rng.vec_special(2 * n);
+            let (mut p_ref, mut s_ref) = (p0.clone(), s0.clone());
+            let (mut p, mut s) = (p0.clone(), s0.clone());
+            for t in first_step..first_step + 3 {
+                let rows = touched(&mut rng, ROWS);
+                let values = rng.vec_special(rows.len() * dim);
+                let grad = SparseGrad::new(dim, &rows, &values);
+                let plan = opt.plan(t).unwrap();
+                let (before, before_s) = (p_ref.clone(), s_ref.clone());
+                plan.apply_on(Backend::Scalar, &mut p_ref, grad, &mut s_ref)
+                    .unwrap();
+                plan.apply_on(backend, &mut p, grad, &mut s).unwrap();
+                if let Some(i) = first_difference(&p_ref, &p) {
+                    panic!(
+                        "{backend} params differ from scalar: {opt:?} step {t} dim {dim} i {i}: \
+                         {} vs {} (seed {seed})",
+                        p_ref[i], p[i]
+                    );
+                }
+                if let Some(i) = first_difference(&s_ref, &s) {
+                    panic!(
+                        "{backend} state differs from scalar: {opt:?} step {t} dim {dim} i {i}: \
+                         {} vs {} (seed {seed})",
+                        s_ref[i], s[i]
+                    );
+                }
+                for r in (0..ROWS as u32).filter(|r| !rows.contains(r)) {
+                    let span = r as usize * dim..(r as usize + 1) * dim;
+                    assert_eq!(
+                        first_difference(&before[span.clone()], &p[span.clone()]),
+                        None,
+                        "untouched row {r} moved"
+                    );
+                    for plane in [0, n] {
+                        let span = plane + span.start..plane + span.end;
+                        assert_eq!(
+                            first_difference(&before_s[span.clone()], &s[span]),
+                            None,
+                            "untouched row {r}'s state moved"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+        #[test]
+        fn sparse_adam_matches_scalar_on_every_backend(
+            opt in strategies::sparse_adam(), step in strategies::step(), seed: u64,
+        ) {
+            for backend in Backend::ALL.into_iter().filter(|b| *b != Backend::Scalar) {
+                on(backend, || matches_scalar(backend, opt, step, seed));
+            }
+        }
+    }
+}

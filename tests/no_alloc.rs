@@ -248,3 +248,72 @@ fn storage_format_steps_allocate_nothing() {
     assert!(p_sr.iter().all(|x| x.to_f32() < 0.5) && p_bf.iter().all(|x| x.to_f32() < 0.5));
     assert!(scales.iter().all(|s| *s > 0.0) && s_bf.iter().any(|s| s.to_f32() > 0.0));
 }
+
+/// SparseAdam: steps on every backend over a few rows of a table (rows of 67 values: vector
+/// bodies and tails), in several index types, and its error paths, allocate nothing.
+#[test]
+fn sparse_adam_steps_allocate_nothing() {
+    use fused_optim::{Error, SparseAdam, SparseGrad};
+    let (rows, dim) = (64, 67);
+    let n = rows * dim;
+    let mut p = vec![0.5f32; n];
+    let mut s = vec![0.0f32; 2 * n];
+    let idx_u32: Vec<u32> = vec![0, 5, 6, 40, 63];
+    let idx_i64: Vec<i64> = idx_u32.iter().map(|&i| i64::from(i)).collect();
+    let values = vec![0.25f32; idx_u32.len() * dim];
+    let backends: Vec<Backend> = Backend::available().collect();
+    let _ = Backend::best();
+    let opts = [
+        SparseAdam::default(),
+        SparseAdam {
+            maximize: true,
+            betas: (0.5, 0.9),
+            ..SparseAdam::default()
+        },
+    ];
+    let count = allocations_during(|| {
+        for opt in opts {
+            for t in 1..=5 {
+                let plan = opt.plan(t).unwrap();
+                for &b in &backends {
+                    plan.apply_on(b, &mut p, SparseGrad::new(dim, &idx_u32, &values), &mut s)
+                        .unwrap();
+                }
+                plan.apply(&mut p, SparseGrad::new(dim, &idx_i64, &values), &mut s)
+                    .unwrap();
+                opt.step(
+                    t,
+                    &mut p,
+                    SparseGrad::new(dim, &idx_u32[1..2], &values[..dim]),
+                    &mut s,
+                )
+                .unwrap();
+                // Error paths: unsorted, out of range, wrong lengths, step 0.
+                let bad = [6u32, 5];
+                assert!(matches!(
+                    plan.apply(
+                        &mut p,
+                        SparseGrad::new(dim, &bad, &values[..2 * dim]),
+                        &mut s
+                    ),
+                    Err(Error::IndicesNotSorted { .. })
+                ));
+                assert!(matches!(
+                    plan.apply(
+                        &mut p,
+                        SparseGrad::new(dim, &[64u32], &values[..dim]),
+                        &mut s
+                    ),
+                    Err(Error::IndexOutOfRange { .. })
+                ));
+                assert!(
+                    plan.apply(&mut p, SparseGrad::new(dim, &idx_u32, &values[1..]), &mut s)
+                        .is_err()
+                );
+                assert!(opt.plan(0).is_err());
+            }
+        }
+    });
+    assert_eq!(count, 0, "SparseAdam allocated {count} times");
+    assert!(p[..dim].iter().all(|&x| x < 0.5) && p[dim] == 0.5);
+}

@@ -48,8 +48,13 @@
 //!   `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `acc_delta`, `grad_avg`,
 //!   `exp_inf`) for state kept as f32, bf16 or f16; a name the optimizer does not have, or a
 //!   block-quantized state (which the crate does not dequantize for callers), is a failure;
-//! * `indices` (sparse gradients) and the optimizers `Rprop`, `ASGD`, `Adafactor`, `SparseAdam`,
-//!   `Muon`: not implemented by the crate, so such a case fails with a message saying so.
+//! * `indices` (sparse gradients): `SparseAdam` only, and `SparseAdam` only with them, float32,
+//!   with a `shape` `[rows, cols]`; `grads[s]` holds `len(indices[s])·cols` values. Each step
+//!   is replayed as a [`SparseGrad`] (`dim = cols`), the state planes are named `exp_avg` and
+//!   `exp_avg_sq`, and `expected` is the whole table. The indices are passed as they are: an
+//!   unsorted, repeated or out-of-range index fails the case with the crate's error;
+//! * the optimizers `Rprop`, `ASGD`, `Adafactor`, `Muon`: not implemented by the crate, so such
+//!   a case fails with a message saying so.
 //!
 //! Anything unknown (format, dtype, state, optimizer, implementation, hyperparameter) fails the
 //! case or the file with a message naming it; nothing is skipped. In a version-1 file the
@@ -87,8 +92,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Grads, NAdam, Optimizer, Params, RAdam, RMSprop, Sgd, State,
-    StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Grads, NAdam, Optimizer, Params, RAdam, RMSprop, Sgd,
+    SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 use serde_json::{Map, Value};
 
@@ -409,6 +414,77 @@ struct Inputs {
     grads: Vec<Vec<f32>>,
     /// State names to record, when the case has `expected_state`.
     state_names: Option<Vec<String>>,
+    /// A sparse case (`indices`): the row length and each step's rows.
+    sparse: Option<Sparse>,
+}
+
+/// The rows each step's sparse gradient touches, of a `[rows, dim]` parameter.
+struct Sparse {
+    dim: usize,
+    indices: Vec<Vec<i64>>,
+}
+
+/// `indices` with the case's `shape` (which must be `[rows, cols]` holding `n` values): one
+/// array of integers per step.
+fn parse_sparse(indices: &Value, shape: Option<&Value>, n: usize) -> Result<Sparse, String> {
+    let dims: Option<Vec<u64>> = shape
+        .and_then(Value::as_array)
+        .and_then(|d| d.iter().map(Value::as_u64).collect());
+    let dim = match dims.as_deref() {
+        Some(&[rows, cols]) if rows.checked_mul(cols) == Some(n as u64) && cols > 0 => {
+            cols as usize
+        }
+        _ => {
+            return Err(format!(
+                "\"indices\" needs a \"shape\" [rows, cols] with cols > 0 holding the {n} \
+                 parameters (found {shape:?})"
+            ));
+        }
+    };
+    let steps = indices
+        .as_array()
+        .ok_or_else(|| format!("\"indices\" {indices} is not an array"))?;
+    let indices = steps
+        .iter()
+        .enumerate()
+        .map(|(s, row)| {
+            row.as_array()
+                .and_then(|r| r.iter().map(Value::as_i64).collect::<Option<Vec<i64>>>())
+                .ok_or_else(|| format!("indices[{s}] {row} is not an array of integers"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Sparse { dim, indices })
+}
+
+/// A sparse case's `grads`: step `s` holds `len(indices[s])·dim` values.
+fn sparse_rows(v: &Value, sparse: &Sparse, dtype: Dtype) -> Result<Vec<Vec<f32>>, String> {
+    let items = v.as_array().ok_or("\"grads\" is not an array")?;
+    if items.len() != sparse.indices.len() {
+        return Err(format!(
+            "{} grads rows for {} indices rows",
+            items.len(),
+            sparse.indices.len()
+        ));
+    }
+    items
+        .iter()
+        .zip(&sparse.indices)
+        .enumerate()
+        .map(|(s, (row, indices))| {
+            let row = typed_floats(row, &format!("grads[{s}]"), dtype)?;
+            let want = indices.len() * sparse.dim;
+            if row.len() == want {
+                Ok(row)
+            } else {
+                Err(format!(
+                    "grads[{s}] has {} values, {} rows of {} need {want}",
+                    row.len(),
+                    indices.len(),
+                    sparse.dim
+                ))
+            }
+        })
+        .collect()
 }
 
 /// The result of checking one case.
@@ -477,16 +553,18 @@ fn check_case_into(case: &Value, version: Version, check: &mut CaseCheck) -> Res
         Some(Value::String(s)) => Some(parse_state(s)?),
         Some(other) => return Err(format!("\"state\" {other} is not a string")),
     };
-    if case.contains_key("indices") {
-        return Err(format!(
-            "{optimizer}: sparse gradients (\"indices\") are not supported by this crate"
-        ));
-    }
     let params = typed_floats(field(case, "params")?, "params", dtype)?;
     if let Some(shape) = case.get("shape") {
         check_shape(shape, params.len())?;
     }
-    let grads = rows(field(case, "grads")?, "grads", params.len(), dtype)?;
+    let sparse = match case.get("indices") {
+        None => None,
+        Some(indices) => Some(parse_sparse(indices, case.get("shape"), params.len())?),
+    };
+    let grads = match &sparse {
+        None => rows(field(case, "grads")?, "grads", params.len(), dtype)?,
+        Some(sparse) => sparse_rows(field(case, "grads")?, sparse, dtype)?,
+    };
     let expected_state = match case.get("expected_state") {
         None => None,
         Some(Value::Object(states)) => Some(states),
@@ -500,6 +578,7 @@ fn check_case_into(case: &Value, version: Version, check: &mut CaseCheck) -> Res
         params,
         grads,
         state_names: expected_state.map(|s| s.keys().cloned().collect()),
+        sparse,
     };
     let n = inputs.params.len();
     let steps = inputs.grads.len();
@@ -766,10 +845,11 @@ macro_rules! configure {
     }};
 }
 
-const OPTIMIZERS: &str = "SGD, Adam, AdamW, Adagrad, Adadelta, RMSprop, Adamax, NAdam, RAdam";
+const OPTIMIZERS: &str =
+    "SGD, Adam, AdamW, Adagrad, Adadelta, RMSprop, Adamax, NAdam, RAdam, SparseAdam";
 const TORCHAO_OPTIMIZERS: &str = "AdamW8bit, Adam8bit, AdamW4bit, Adam4bit, AdamWFp8, AdamFp8";
 /// Optimizers `torch-optim-vectors/2` defines that the crate does not implement.
-const NOT_IMPLEMENTED: [&str; 5] = ["Rprop", "ASGD", "Adafactor", "SparseAdam", "Muon"];
+const NOT_IMPLEMENTED: [&str; 4] = ["Rprop", "ASGD", "Adafactor", "Muon"];
 
 /// The crate's optimizer for a torchao class name.
 fn torchao_class(optimizer: &str) -> Option<TorchaoAdam> {
@@ -840,6 +920,27 @@ fn replay_named(
         ));
     }
     let format = inputs.dtype.state_format();
+    match (optimizer, &inputs.sparse) {
+        ("SparseAdam", Some(sparse)) => {
+            if inputs.dtype != Dtype::F32 {
+                return Err(format!(
+                    "SparseAdam is implemented for float32 tables, not {}",
+                    inputs.dtype.name()
+                ));
+            }
+            let opt = configure!(SparseAdam::default(), hyper, [lr, betas, eps, maximize]);
+            return replay_sparse(opt, sparse, inputs).map(|t| (t, format));
+        }
+        ("SparseAdam", None) => {
+            return Err("SparseAdam needs sparse gradients (\"indices\"), as torch's does".into());
+        }
+        (other, Some(_)) => {
+            return Err(format!(
+                "sparse gradients (\"indices\") are for SparseAdam only, not {other:?}"
+            ));
+        }
+        _ => {}
+    }
     let adam_names = |amsgrad: bool| -> &'static [&'static str] {
         if amsgrad {
             &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
@@ -1138,6 +1239,48 @@ fn replay<O: Optimizer>(
             for (name, rows) in recorded.iter_mut() {
                 let j = names.iter().position(|x| x == name).unwrap();
                 rows.push(values[j * n..(j + 1) * n].to_vec());
+            }
+        }
+    }
+    Ok(trajectory)
+}
+
+/// Replays a SparseAdam case from a fresh (zero) state: the whole table after each step, and
+/// the state planes `exp_avg` and `exp_avg_sq` when the case asks for them.
+fn replay_sparse(opt: SparseAdam, sparse: &Sparse, inputs: &Inputs) -> Result<Trajectory, String> {
+    let names = ["exp_avg", "exp_avg_sq"];
+    if let Some(wanted) = &inputs.state_names
+        && let Some(name) = wanted.iter().find(|w| !names.contains(&w.as_str()))
+    {
+        return Err(format!(
+            "no state named {name:?} (this configuration has: {})",
+            names.join(", ")
+        ));
+    }
+    let n = inputs.params.len();
+    let mut p = inputs.params.clone();
+    let mut state = vec![0.0f32; opt.state_len(n)];
+    let mut trajectory = Trajectory {
+        params: Vec::with_capacity(inputs.grads.len()),
+        state: inputs
+            .state_names
+            .as_ref()
+            .map(|w| w.iter().map(|name| (name.clone(), Vec::new())).collect()),
+    };
+    for (k, (g, indices)) in inputs.grads.iter().zip(&sparse.indices).enumerate() {
+        let step = k as u64 + 1;
+        opt.step(
+            step,
+            &mut p,
+            SparseGrad::new(sparse.dim, indices, g),
+            &mut state,
+        )
+        .map_err(|e| format!("step {step}: {e}"))?;
+        trajectory.params.push(p.clone());
+        if let Some(recorded) = &mut trajectory.state {
+            for (name, rows) in recorded.iter_mut() {
+                let j = names.iter().position(|x| x == name).unwrap();
+                rows.push(state[j * n..(j + 1) * n].to_vec());
             }
         }
     }

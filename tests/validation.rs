@@ -1304,3 +1304,215 @@ fn derived_scalars_beyond_f32_are_rejected() {
         "lr * mu_next / (1 - mu_product_next)",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// SparseAdam: torch's `0 < lr`, `0 < eps`, `0 <= beta < 1` (NaN fails each), values beyond
+// f32, step 0, and the sparse gradient's shape rules; every error writes nothing.
+
+mod sparse_adam {
+    use super::*;
+    use fused_optim::{SparseAdam, SparseGrad};
+
+    const ROWS: usize = 4;
+    const DIM: usize = 3;
+
+    /// Runs `f` on fresh special-valued buffers and checks that it fails with `expected` and
+    /// leaves every buffer with its bits. Errors are compared by their `Debug` text, where a
+    /// NaN value equals itself.
+    fn writes_nothing(
+        expected: &Error,
+        f: impl FnOnce(&mut [f32], &mut [f32]) -> Result<(), Error>,
+    ) {
+        let mut rng = Rng(11);
+        let p0 = rng.vec_special(ROWS * DIM);
+        let s0 = rng.vec_special(2 * ROWS * DIM);
+        let (mut p, mut s) = (p0.clone(), s0.clone());
+        let got = f(&mut p, &mut s).unwrap_err();
+        assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+        assert_eq!(bits(&p), bits(&p0), "{expected:?}: params written");
+        assert_eq!(bits(&s), bits(&s0), "{expected:?}: state written");
+    }
+
+    fn rejects_hyper(opt: SparseAdam, name: &str, value: f64) {
+        let e = opt.validate().unwrap_err();
+        match e {
+            Error::InvalidHyperparameter {
+                name: n, value: v, ..
+            } => {
+                assert_eq!(n, name, "{opt:?}");
+                assert!(v.to_bits() == value.to_bits() || (v.is_nan() && value.is_nan()));
+            }
+            other => panic!("{opt:?}: {other:?}"),
+        }
+        assert_eq!(format!("{:?}", opt.plan(1).unwrap_err()), format!("{e:?}"));
+        let values = [0.5f32; DIM];
+        writes_nothing(&e, |p, s| {
+            opt.step(1, p, SparseGrad::new(DIM, &[1u32], &values), s)
+        });
+    }
+
+    #[test]
+    fn sparse_adam_rules() {
+        let d = SparseAdam::default();
+        for lr in [0.0, -0.0, -1.0, NAN, f64::NEG_INFINITY, 3.5e38] {
+            rejects_hyper(SparseAdam { lr, ..d }, "lr", lr);
+        }
+        for eps in [0.0, -1e-8, NAN, 1e39] {
+            rejects_hyper(SparseAdam { eps, ..d }, "eps", eps);
+        }
+        for b in [1.0, -0.1, NAN, f64::INFINITY] {
+            rejects_hyper(
+                SparseAdam {
+                    betas: (b, 0.9),
+                    ..d
+                },
+                "betas[0]",
+                b,
+            );
+            rejects_hyper(
+                SparseAdam {
+                    betas: (0.9, b),
+                    ..d
+                },
+                "betas[1]",
+                b,
+            );
+        }
+        // torch's order: lr, eps, betas[0], betas[1].
+        rejects_hyper(
+            SparseAdam {
+                lr: 0.0,
+                eps: 0.0,
+                betas: (1.0, 1.0),
+                maximize: true,
+            },
+            "lr",
+            0.0,
+        );
+        rejects_hyper(
+            SparseAdam {
+                eps: 0.0,
+                betas: (1.0, 1.0),
+                ..d
+            },
+            "eps",
+            0.0,
+        );
+        // The edges torch accepts.
+        for ok in [
+            SparseAdam {
+                lr: 1e-300,
+                eps: 1e-300,
+                betas: (0.0, 0.0),
+                maximize: true,
+            },
+            SparseAdam {
+                lr: f64::INFINITY,
+                betas: (0.999_999_999, 0.999_999_999),
+                ..d
+            },
+        ] {
+            assert_eq!(ok.validate(), Ok(()), "{ok:?}");
+            ok.plan(1).unwrap();
+        }
+        let values = [0.5f32; DIM];
+        writes_nothing(&Error::InvalidStep(0), |p, s| {
+            d.step(0, p, SparseGrad::new(DIM, &[1u32], &values), s)
+        });
+    }
+
+    #[test]
+    fn sparse_gradient_shape_rules() {
+        let plan = SparseAdam::default().plan(3).unwrap();
+        let v = [0.25f32; 3 * DIM];
+        let n = ROWS * DIM;
+        let length = |what, expected, actual| Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        };
+        // dim 0 (no rows can be addressed).
+        writes_nothing(
+            &Error::InvalidCombination("SparseAdam needs a row length (dim) of at least 1"),
+            |p, s| plan.apply(p, SparseGrad::<u32>::new(0, &[], &[]), s),
+        );
+        // params not a whole number of rows.
+        writes_nothing(&length("params", n - DIM, n - 1), |p, s| {
+            plan.apply(&mut p[1..], SparseGrad::new(DIM, &[0u32], &v[..DIM]), s)
+        });
+        writes_nothing(&length("params", 10, 12), |p, s| {
+            plan.apply(p, SparseGrad::new(5, &[0u32], &[0.25; 5]), s)
+        });
+        // state not two planes of the table.
+        writes_nothing(&length("state", 2 * n, 2 * n - 1), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0u32], &v[..DIM]), &mut s[1..])
+        });
+        // values not indices·dim.
+        writes_nothing(&length("values", 2 * DIM, 3 * DIM), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0u32, 1], &v), s)
+        });
+        writes_nothing(&length("values", 2 * DIM, DIM), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0u32, 1], &v[..DIM]), s)
+        });
+        // Out of range: past the last row, negative, huge; in every index type.
+        let out = |position| Error::IndexOutOfRange {
+            position,
+            rows: ROWS,
+        };
+        writes_nothing(&out(2), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0u32, 1, 4], &v), s)
+        });
+        writes_nothing(&out(0), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[-1i64, 1, 2], &v), s)
+        });
+        writes_nothing(&out(1), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0i32, i32::MIN, 2], &v), s)
+        });
+        writes_nothing(&out(2), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0u64, 1, u64::MAX], &v), s)
+        });
+        writes_nothing(&out(0), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[usize::MAX, 0, 1], &v), s)
+        });
+        // Unsorted or repeated rows, anywhere; the first offending position is named.
+        let unsorted = |position| Error::IndicesNotSorted { position };
+        writes_nothing(&unsorted(1), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[2usize, 1, 3], &v), s)
+        });
+        writes_nothing(&unsorted(2), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[0usize, 3, 3], &v), s)
+        });
+        writes_nothing(&unsorted(1), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[1u8, 1], &v[..2 * DIM]), s)
+        });
+        // An out-of-range index after an unsorted one: the unsorted one is first.
+        writes_nothing(&unsorted(1), |p, s| {
+            plan.apply(p, SparseGrad::new(DIM, &[3i64, 2, 9], &v), s)
+        });
+        // The backend check comes after the gradient's (both write nothing).
+        for b in Backend::ALL.into_iter().filter(|b| !b.is_available()) {
+            writes_nothing(&Error::BackendUnavailable(b), |p, s| {
+                plan.apply_on(b, p, SparseGrad::new(DIM, &[0u32], &v[..DIM]), s)
+            });
+        }
+        // The messages name the position.
+        assert!(out(2).to_string().contains("indices[2]"));
+        assert!(unsorted(2).to_string().contains("indices[1]"));
+        // Valid: empty, one row, every row; all rows written only where touched.
+        let mut rng = Rng(5);
+        let mut p = rng.vec_finite(n, 1.0);
+        let mut s = vec![0.0f32; 2 * n];
+        let p0 = p.clone();
+        plan.apply(&mut p, SparseGrad::<u32>::new(DIM, &[], &[]), &mut s)
+            .unwrap();
+        assert_eq!(bits(&p), bits(&p0));
+        plan.apply(&mut p, SparseGrad::new(DIM, &[3u32], &v[..DIM]), &mut s)
+            .unwrap();
+        assert_eq!(bits(&p[..3 * DIM]), bits(&p0[..3 * DIM]));
+        assert!(p[3 * DIM..].iter().zip(&p0[3 * DIM..]).all(|(a, b)| a < b));
+        let all = [0.25f32; ROWS * DIM];
+        plan.apply(&mut p, SparseGrad::new(DIM, &[0u32, 1, 2, 3], &all), &mut s)
+            .unwrap();
+        assert!(p.iter().zip(&p0).all(|(a, b)| a < b));
+    }
+}

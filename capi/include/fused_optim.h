@@ -15,6 +15,8 @@
  *   int    fo_X_step_ex(const FoX *opt, uint64_t step, const FoPiece *piece)
  *                                                   one step on a piece of a tensor, any format
  * X is also torchao_adam (torchao's low-bit Adam/AdamW: FoTorchaoAdam, fo_torchao_*_default).
+ * sparse_adam (torch.optim.SparseAdam: FoSparseAdam) has default, validate, state_len and
+ * init_state, and fo_sparse_adam_step over the rows of a table that a sparse gradient touches.
  * Steps are numbered from 1. NAdam's step also takes its scalar state (see fo_nadam_step).
  * Boolean options are int32_t: nonzero means true.
  *
@@ -56,6 +58,7 @@ extern "C" {
 #define FO_ERR_OTHER (-7)                  /* any other error (not produced by the optimizers) */
 #define FO_ERR_MISALIGNED (-8)             /* piece offset not a multiple of the state's block */
 #define FO_ERR_FORMAT (-9)                 /* unknown FO_PARAM_* / FO_GRAD_* / FO_STATE_* code */
+#define FO_ERR_INDEX (-10)                 /* row index out of range, or not sorted and unique */
 
 /* A static, NUL-terminated description of a status code (never NULL). */
 const char *fo_status_message(int status);
@@ -358,6 +361,30 @@ int fo_torchao_adam_step_ex(const FoTorchaoAdam *opt, uint64_t step, const FoPie
    (FO_STATE_F32, FO_STATE_BF16 or FO_STATE_F16), or a negative status. */
 int32_t fo_torchao_adam_state_format_for(const FoTorchaoAdam *opt, size_t n,
                                          int32_t param_state_format);
+
+/* torch.optim.SparseAdam's hyperparameters (lr > 0, eps > 0). */
+typedef struct FoSparseAdam {
+    double lr;
+    double beta1;
+    double beta2;
+    double eps;
+    int32_t maximize;
+} FoSparseAdam;
+FO_STATIC_ASSERT(sizeof(FoSparseAdam) == 40, "FoSparseAdam layout");
+
+FoSparseAdam fo_sparse_adam_default(void);
+int fo_sparse_adam_validate(const FoSparseAdam *opt);
+size_t fo_sparse_adam_state_len(const FoSparseAdam *opt, size_t n);
+int fo_sparse_adam_init_state(const FoSparseAdam *opt, float *state, size_t state_len);
+/* One step on the rows of a [n / dim, dim] float table that a sparse gradient touches (lazy
+   Adam). indices: n_indices row numbers, strictly increasing (torch's coalesced gradient; sum
+   repeated rows first); values: their n_indices * dim gradient values, row-major; state:
+   exp_avg then exp_avg_sq, state_len == 2 * n. Only the touched rows are read and written.
+   FO_ERR_INVALID_COMBINATION for dim == 0, FO_ERR_LENGTH when n is not a multiple of dim or
+   state_len != 2 * n, FO_ERR_INDEX for an index < 0, >= n / dim, or not above the previous. */
+int fo_sparse_adam_step(const FoSparseAdam *opt, uint64_t step, float *params, size_t n,
+                        size_t dim, const int64_t *indices, size_t n_indices,
+                        const float *values, float *state, size_t state_len);
 
 #ifdef __cplusplus
 }

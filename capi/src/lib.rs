@@ -21,6 +21,10 @@
 //! and f16 values travel as `uint16_t` bit patterns. `fo_state_layout` gives the state buffer
 //! sizes for a format, a plane count (`fo_X_state_len(opt, 1)`) and `n`.
 //!
+//! `sparse_adam` (`torch.optim.SparseAdam`, [`FoSparseAdam`]) has `default`, `validate`,
+//! `state_len` and `init_state` as above, and a step over the rows of an embedding table that
+//! a sparse gradient touches: `fo_sparse_adam_step`.
+//!
 //! NAdam's step also takes the scalar state (`mu_product`) before the step and returns it
 //! after. Boolean options are `int32_t`, nonzero meaning true. Every function checks its
 //! pointers (NULL is accepted only with a zero length), rejects overlapping buffers, and returns
@@ -34,7 +38,8 @@ use core::ffi::{c_int, c_void};
 
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, NAdamScalars, Optimizer,
-    Params, RAdam, RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Params, RAdam, RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam,
+    bf16, f16,
 };
 
 /// Success.
@@ -60,6 +65,9 @@ pub const FO_ERR_MISALIGNED: c_int = -8;
 /// A format code that is not one of the `FO_PARAM_*`, `FO_GRAD_*` or `FO_STATE_*` values
 /// (or, for `FoTorchaoAdam::format`, not a state format).
 pub const FO_ERR_FORMAT: c_int = -9;
+/// A sparse gradient's row index is negative or past the last row, or the indices are not
+/// strictly increasing (unsorted or repeated).
+pub const FO_ERR_INDEX: c_int = -10;
 
 /// Parameters stored as `float`.
 pub const FO_PARAM_F32: i32 = 0;
@@ -124,6 +132,7 @@ fn status(e: Error) -> c_int {
         Error::InvalidStep(_) => FO_ERR_INVALID_STEP,
         Error::LengthMismatch { .. } => FO_ERR_LENGTH,
         Error::Misaligned { .. } => FO_ERR_MISALIGNED,
+        Error::IndexOutOfRange { .. } | Error::IndicesNotSorted { .. } => FO_ERR_INDEX,
         _ => FO_ERR_OTHER,
     }
 }
@@ -142,6 +151,7 @@ pub extern "C" fn fo_status_message(status: c_int) -> *const core::ffi::c_char {
         FO_ERR_OTHER => c"other error",
         FO_ERR_MISALIGNED => c"piece not aligned to the state's blocks",
         FO_ERR_FORMAT => c"unknown storage format",
+        FO_ERR_INDEX => c"row index out of range, or indices not sorted and unique",
         _ => c"unknown status",
     };
     s.as_ptr()
@@ -1408,6 +1418,167 @@ pub unsafe extern "C" fn fo_torchao_adam_state_format_for(
         Ok(state_format_code(o.state_format_for(n, small)))
     });
     r.unwrap_or_else(|e| e)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SparseAdam
+
+/// `torch.optim.SparseAdam`'s hyperparameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoSparseAdam {
+    /// Learning rate (> 0).
+    pub lr: f64,
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// Added to √v (> 0).
+    pub eps: f64,
+    /// Maximize (nonzero: true).
+    pub maximize: i32,
+}
+
+impl FoSparseAdam {
+    fn to_rust(self) -> SparseAdam {
+        SparseAdam {
+            lr: self.lr,
+            betas: (self.beta1, self.beta2),
+            eps: self.eps,
+            maximize: flag(self.maximize),
+        }
+    }
+}
+
+/// Reads SparseAdam's hyperparameters behind `opt`.
+///
+/// # Safety
+/// `opt` is NULL or points to a valid `FoSparseAdam`.
+unsafe fn read_sparse_adam(opt: *const FoSparseAdam) -> Result<SparseAdam, c_int> {
+    if opt.is_null() || !opt.is_aligned() {
+        return Err(FO_ERR_POINTER);
+    }
+    // SAFETY: non-NULL and aligned; the caller vouches that it points to a valid struct (every
+    // bit pattern of its fields is a valid value).
+    Ok(unsafe { *opt }.to_rust())
+}
+
+/// torch's default hyperparameters for SparseAdam.
+#[unsafe(no_mangle)]
+pub extern "C" fn fo_sparse_adam_default() -> FoSparseAdam {
+    let d = SparseAdam::default();
+    FoSparseAdam {
+        lr: d.lr,
+        beta1: d.betas.0,
+        beta2: d.betas.1,
+        eps: d.eps,
+        maximize: int(d.maximize),
+    }
+}
+
+/// Checks SparseAdam's hyperparameters: `FO_OK` or the first error.
+///
+/// # Safety
+/// `opt` is NULL (`FO_ERR_POINTER`) or points to a valid struct.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_sparse_adam_validate(opt: *const FoSparseAdam) -> c_int {
+    // SAFETY: the caller's contract.
+    code(unsafe { read_sparse_adam(opt) }.and_then(|o| o.validate().map_err(status)))
+}
+
+/// State floats SparseAdam needs for a table of `n` values (`2·n`; 0 when `opt` is NULL).
+///
+/// # Safety
+/// `opt` is NULL or points to a valid struct.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_sparse_adam_state_len(opt: *const FoSparseAdam, n: usize) -> usize {
+    // SAFETY: the caller's contract.
+    match unsafe { read_sparse_adam(opt) } {
+        Ok(o) => o.state_len(n),
+        Err(_) => 0,
+    }
+}
+
+/// Writes a fresh SparseAdam state (zeros) after checking the hyperparameters.
+///
+/// # Safety
+/// `opt` points to a valid struct; `state` is NULL with `state_len` 0 or points to
+/// `state_len` writable floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_sparse_adam_init_state(
+    opt: *const FoSparseAdam,
+    state: *mut f32,
+    state_len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    let r = unsafe { read_sparse_adam(opt) }.and_then(|o| {
+        o.validate().map_err(status)?;
+        check(state, state_len)?;
+        // SAFETY: checked above; the caller vouches for the memory.
+        unsafe { slice_mut(state, state_len) }.fill(0.0);
+        Ok(())
+    });
+    code(r)
+}
+
+/// One SparseAdam step (number `step`, from 1) on the rows of a `[n / dim, dim]` table that a
+/// sparse gradient touches, on the best backend. `indices` holds `n_indices` row numbers,
+/// strictly increasing (torch's coalesced gradient); `values` holds their `n_indices·dim`
+/// gradient values, row-major; `state` holds `exp_avg` then `exp_avg_sq` (`2·n` floats).
+///
+/// Returns `FO_OK`, or an error status with nothing written: `FO_ERR_INVALID_COMBINATION` for
+/// `dim == 0`, `FO_ERR_LENGTH` unless `n` is a multiple of `dim` and `state_len == 2·n`,
+/// `FO_ERR_INDEX` for an index that is negative, not below `n / dim`, or not greater than the
+/// one before it.
+///
+/// # Safety
+/// `opt` points to a valid struct; `params` points to `n` writable floats, `indices` to
+/// `n_indices` values, `values` to `n_indices·dim` floats and `state` to `state_len` writable
+/// floats (each may be NULL when its length is 0); no other thread accesses them during the
+/// call.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn fo_sparse_adam_step(
+    opt: *const FoSparseAdam,
+    step: u64,
+    params: *mut f32,
+    n: usize,
+    dim: usize,
+    indices: *const i64,
+    n_indices: usize,
+    values: *const f32,
+    state: *mut f32,
+    state_len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    let r = unsafe { read_sparse_adam(opt) }.and_then(|o| {
+        let n_values = n_indices.checked_mul(dim).ok_or(FO_ERR_LENGTH)?;
+        check(params, n)?;
+        check(indices, n_indices)?;
+        check(values, n_values)?;
+        check(state, state_len)?;
+        let ranges = [
+            range(params, n),
+            range(indices, n_indices),
+            range(values, n_values),
+            range(state, state_len),
+        ];
+        if any_overlap(&ranges) {
+            return Err(FO_ERR_OVERLAP);
+        }
+        let plan = o.plan(step).map_err(status)?;
+        // SAFETY: checked above; distinct buffers, by the overlap check.
+        let (p, i, v, s) = unsafe {
+            (
+                slice_mut(params, n),
+                slice(indices, n_indices),
+                slice(values, n_values),
+                slice_mut(state, state_len),
+            )
+        };
+        plan.apply(p, SparseGrad::new(dim, i, v), s).map_err(status)
+    });
+    code(r)
 }
 
 // ---------------------------------------------------------------------------------------------

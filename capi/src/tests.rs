@@ -223,6 +223,30 @@ fn exported() -> Vec<(&'static str, usize)> {
         fo_torchao_adam_init_state_ex,
         fo_torchao_adam_step_ex
     );
+    four!(
+        v,
+        FoSparseAdam,
+        fo_sparse_adam_default,
+        fo_sparse_adam_validate,
+        fo_sparse_adam_state_len,
+        fo_sparse_adam_init_state
+    );
+    type SparseStep = unsafe extern "C" fn(
+        *const FoSparseAdam,
+        u64,
+        *mut f32,
+        usize,
+        usize,
+        *const i64,
+        usize,
+        *const f32,
+        *mut f32,
+        usize,
+    ) -> c_int;
+    v.push((
+        "fo_sparse_adam_step",
+        fo_sparse_adam_step as SparseStep as usize,
+    ));
     v.push((
         "fo_torchao_adam_state_format_for",
         fo_torchao_adam_state_format_for
@@ -314,6 +338,7 @@ fn header_status_codes_match() {
         ("FO_ERR_OTHER", FO_ERR_OTHER),
         ("FO_ERR_MISALIGNED", FO_ERR_MISALIGNED),
         ("FO_ERR_FORMAT", FO_ERR_FORMAT),
+        ("FO_ERR_INDEX", FO_ERR_INDEX),
     ] {
         let want = std::format!("#define {name} ({value})");
         assert!(HEADER.contains(&want), "header lacks `{want}`");
@@ -390,6 +415,13 @@ fn struct_layouts_match_the_header() {
         ),
         (56, 40, 44, 48)
     );
+    assert_eq!(
+        (
+            size_of::<FoSparseAdam>(),
+            offset_of!(FoSparseAdam, maximize)
+        ),
+        (40, 32)
+    );
     // The pointer-sized structs, as the header's assertions and tests/c_abi_check.c state
     // them in terms of sizeof(size_t).
     let w = size_of::<usize>();
@@ -423,6 +455,7 @@ fn struct_layouts_match_the_header() {
         ("sizeof(FoRadam) == 48", 0),
         ("sizeof(FoLion) == 40", 0),
         ("sizeof(FoTorchaoAdam) == 56", 0),
+        ("sizeof(FoSparseAdam) == 40", 0),
     ] {
         let _ = n;
         assert!(
@@ -908,4 +941,97 @@ fn init_state_validates_first_and_writes_nothing_on_error() {
         );
         assert_eq!((codes, scales), ([9u8; 256], [3.0]));
     }
+}
+
+/// SparseAdam through the C ABI, by hand: β = (0.5, 0.75), lr = 0.5, eps = 0.25, step 1
+/// (step size 0.5·√0.25/0.5 = 0.5). Row 1 of a 3×2 table, from a zero state, g = (2, −4):
+/// u1 = 0.5·g = (1, −2) = m; u2 = 0.25·g² = (1, 4) = v; p −= 0.5·m/(√v + 0.25), i.e.
+/// p = (1 − 0.5/1.25, −2 + 1/2.25). Then the errors, each writing nothing.
+#[test]
+fn sparse_adam_by_hand() {
+    let opt = FoSparseAdam {
+        lr: 0.5,
+        beta1: 0.5,
+        beta2: 0.75,
+        eps: 0.25,
+        maximize: 0,
+    };
+    assert_eq!(unsafe { fo_sparse_adam_validate(&opt) }, FO_OK);
+    assert_eq!(unsafe { fo_sparse_adam_state_len(&opt, 6) }, 12);
+    let mut p = [3.0f32, 3.0, 1.0, -2.0, 5.0, 5.0];
+    let mut s = [7.0f32; 12];
+    assert_eq!(
+        unsafe { fo_sparse_adam_init_state(&opt, s.as_mut_ptr(), 12) },
+        FO_OK
+    );
+    assert_eq!(s, [0.0; 12]);
+    let idx = [1i64];
+    let g = [2.0f32, -4.0, 0.0, 0.0]; // room for the `dim = 4` error case's values
+    let step = |p: &mut [f32; 6], s: &mut [f32; 12], idx: &[i64], dim: usize, t: u64| unsafe {
+        fo_sparse_adam_step(
+            &opt,
+            t,
+            p.as_mut_ptr(),
+            6,
+            dim,
+            idx.as_ptr(),
+            idx.len(),
+            g.as_ptr(),
+            s.as_mut_ptr(),
+            12,
+        )
+    };
+    assert_eq!(step(&mut p, &mut s, &idx, 2, 1), FO_OK);
+    assert_eq!(
+        p,
+        [
+            3.0,
+            3.0,
+            1.0 + (1.0 / 1.25) * -0.5,
+            -2.0 + (-2.0 / 2.25) * -0.5,
+            5.0,
+            5.0
+        ]
+    );
+    assert_eq!(
+        s,
+        [0.0, 0.0, 1.0, -2.0, 0.0, 0.0, 0.0, 0.0, 1.0, 4.0, 0.0, 0.0]
+    );
+    let (p1, s1) = (p, s);
+    assert_eq!(step(&mut p, &mut s, &[3], 2, 2), FO_ERR_INDEX);
+    assert_eq!(step(&mut p, &mut s, &[-1], 2, 2), FO_ERR_INDEX);
+    assert_eq!(step(&mut p, &mut s, &[1], 4, 2), FO_ERR_LENGTH);
+    assert_eq!(step(&mut p, &mut s, &[1], 0, 2), FO_ERR_INVALID_COMBINATION);
+    assert_eq!(step(&mut p, &mut s, &[1], 2, 0), FO_ERR_INVALID_STEP);
+    let bad = FoSparseAdam { lr: 0.0, ..opt };
+    assert_eq!(
+        unsafe { fo_sparse_adam_validate(&bad) },
+        FO_ERR_INVALID_HYPERPARAMETER
+    );
+    assert_eq!(
+        unsafe { fo_sparse_adam_validate(core::ptr::null()) },
+        FO_ERR_POINTER
+    );
+    // The table as its own state: overlapping buffers.
+    let r = unsafe {
+        fo_sparse_adam_step(
+            &opt,
+            2,
+            p.as_mut_ptr(),
+            6,
+            2,
+            idx.as_ptr(),
+            1,
+            g.as_ptr(),
+            p.as_mut_ptr(),
+            12,
+        )
+    };
+    assert_eq!(r, FO_ERR_OVERLAP);
+    assert_eq!((p, s), (p1, s1));
+    let d = fo_sparse_adam_default();
+    assert_eq!(
+        (d.lr, d.beta1, d.beta2, d.eps, d.maximize),
+        (1e-3, 0.9, 0.999, 1e-8, 0)
+    );
 }

@@ -26,6 +26,8 @@ OFFSET(FoNadamScalars, mu_product, 0);
 OFFSET(FoTorchaoAdam, amsgrad, 40);
 OFFSET(FoTorchaoAdam, is_adamw, 44);
 OFFSET(FoTorchaoAdam, format, 48);
+OFFSET(FoSparseAdam, eps, 24);
+OFFSET(FoSparseAdam, maximize, 32);
 /* The pointer-sized structs, as src/tests.rs `struct_layouts_match_the_header` asserts them. */
 OFFSET(FoStateLayout, codes, sizeof(size_t));
 OFFSET(FoStateLayout, block, 3 * sizeof(size_t));
@@ -193,6 +195,16 @@ int main(void) {
         sink = (void *)&layout; sink = (void *)&d; sink = (void *)&v; sink = (void *)&l;
         sink = (void *)&i; sink = (void *)&ie; sink = (void *)&s; sink = (void *)&se; sink = (void *)&ff;
         if (layout == NULL || v == NULL || l == NULL || i == NULL || ie == NULL || s == NULL || se == NULL || ff == NULL) return 1;
+    }
+    {
+        FoSparseAdam (*d)(void) = fo_sparse_adam_default;
+        int (*v)(const FoSparseAdam *) = fo_sparse_adam_validate;
+        size_t (*l)(const FoSparseAdam *, size_t) = fo_sparse_adam_state_len;
+        int (*i)(const FoSparseAdam *, float *, size_t) = fo_sparse_adam_init_state;
+        int (*s)(const FoSparseAdam *, uint64_t, float *, size_t, size_t, const int64_t *, size_t,
+                 const float *, float *, size_t) = fo_sparse_adam_step;
+        sink = (void *)&d; sink = (void *)&v; sink = (void *)&l; sink = (void *)&i; sink = (void *)&s;
+        if (d == NULL || v == NULL || l == NULL || i == NULL || s == NULL) return 1;
     }
     (void)sink;
     return 0;

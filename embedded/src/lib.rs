@@ -15,6 +15,10 @@
 //! per word) and the block scales. Every case also runs as two pieces of one tensor (the second
 //! at a block-aligned offset), which must give the whole tensor's bits.
 //!
+//! SparseAdam, whose gradient is a set of rows of a table, runs through [`run_sparse_case`]:
+//! a table of [`SPARSE_ROWS`] rows of the run-time length, each step touching a different set
+//! of rows ([`sparse_rows`]); the table and both state planes are recorded after every step.
+//!
 //! Adding an optimizer to the proof is one line in [`cases`] (and, for the footprint table,
 //! a three-line file in `src/bin/`).
 #![no_std]
@@ -31,7 +35,7 @@ pub mod rt_riscv;
 
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
 /// The tensor length of the `f32` cases: two 8-lane chunks and a 3-element tail on the
@@ -399,6 +403,18 @@ pub fn cases<V: Visit>(v: &mut V) {
         },
         &small(ParamStore::F16, GradStore::F32, StateFormat::F16),
     );
+    // SparseAdam: rows of a table (see `run_sparse_case`).
+    v.sparse_case("sparse_adam", 1, SparseAdam::default());
+    v.sparse_case(
+        "sparse_adam maximize betas (0.5, 0.75) eps 1e-3 t 1000",
+        1000,
+        SparseAdam {
+            lr: 0.05,
+            betas: (0.5, 0.75),
+            eps: 1e-3,
+            maximize: true,
+        },
+    );
 }
 
 /// What [`cases`] calls once per case.
@@ -417,6 +433,9 @@ pub trait Visit {
     fn case<O: Optimizer>(&mut self, name: &'static str, first_step: u64, opt: O) {
         self.case_in(name, first_step, opt, &Storage::F32);
     }
+
+    /// One SparseAdam case: [`run_sparse_case`] for `STEPS` steps from `first_step`.
+    fn sparse_case(&mut self, name: &'static str, first_step: u64, opt: SparseAdam);
 
     /// A case this build leaves out (the `microbit` firmware skips the storage formats).
     /// Does nothing by default.
@@ -940,6 +959,92 @@ pub fn run_case<O: Optimizer>(
     Ok(w.written)
 }
 
+/// Rows of the SparseAdam cases' table.
+pub const SPARSE_ROWS: usize = 2;
+
+/// The rows the SparseAdam cases' gradient touches at the `k`-th step (`k` from 0): the second
+/// row, the first (updated for the first time at step 2), both (sorted and unique).
+#[inline]
+pub fn sparse_rows(k: usize) -> &'static [u8] {
+    match k % 3 {
+        0 => &[1],
+        1 => &[0],
+        _ => &[0, 1],
+    }
+}
+
+/// Runs one SparseAdam case on a table of [`SPARSE_ROWS`] rows of `dim` values (`dim` a
+/// run-time value, at most [`N`]): a zero state, then `STEPS` steps from `first_step`, step `k`
+/// touching [`sparse_rows`]`(k)` with the gradient values [`grad`] gives element `i` of the
+/// table at step `k`. [`Path::Pieces`] applies each step's rows in two calls (the first row,
+/// then the others). Writes the table and the state (`exp_avg` then `exp_avg_sq`) after every
+/// step into `out`; returns how many words it wrote.
+///
+/// # Errors
+/// The crate's error, or [`Fail::Capacity`] when `dim` or `out` does not fit.
+pub fn run_sparse_case(
+    opt: &SparseAdam,
+    first_step: u64,
+    path: Path,
+    dim: usize,
+    out: &mut [u32],
+) -> Result<usize, Fail> {
+    const CAP: usize = SPARSE_ROWS * N;
+    if dim > N {
+        return Err(Fail::Capacity);
+    }
+    let n = SPARSE_ROWS.wrapping_mul(dim);
+    let mut p = [0.0f32; CAP];
+    let mut s = [0.0f32; 2 * CAP];
+    let mut g = [0.0f32; CAP];
+    let p = p.get_mut(..n).ok_or(Fail::Capacity)?;
+    let s = s.get_mut(..n.wrapping_mul(2)).ok_or(Fail::Capacity)?;
+    for (i, x) in (0..n).zip(p.iter_mut()) {
+        *x = param0(i);
+    }
+    let mut w = Out {
+        words: out.iter_mut(),
+        acc: 0,
+        bits: 0,
+        written: 0,
+    };
+    let mut t = first_step;
+    for k in 0..STEPS {
+        let rows = sparse_rows(k);
+        let values = g
+            .get_mut(..rows.len().wrapping_mul(dim))
+            .ok_or(Fail::Capacity)?;
+        // Row `row`'s values are those [`grad`] gives its elements of the table.
+        let mut slots = values.iter_mut();
+        for &row in rows {
+            let start = usize::from(row).wrapping_mul(dim);
+            for c in 0..dim {
+                if let Some(x) = slots.next() {
+                    *x = grad(start.wrapping_add(c), k);
+                }
+            }
+        }
+        let values = &*values;
+        let plan = opt.plan(t)?;
+        let grad = SparseGrad::new(dim, rows, values);
+        match path {
+            Path::On(backend) => plan.apply_on(backend, p, grad, s)?,
+            Path::Best => plan.apply(p, grad, s)?,
+            Path::Pieces => {
+                let (first, rest) = rows.split_at_checked(1).unwrap_or_default();
+                let (gf, gr) = values.split_at_checked(dim).unwrap_or_default();
+                plan.apply(p, SparseGrad::new(dim, first, gf), s)?;
+                plan.apply(p, SparseGrad::new(dim, rest, gr), s)?;
+            }
+        }
+        t = t.saturating_add(1);
+        for x in p.iter().chain(s.iter()) {
+            w.word(bits(*x))?;
+        }
+    }
+    Ok(w.written)
+}
+
 /// The first index where `got` and `want` differ (a length difference counts at the shorter
 /// length).
 #[inline]
@@ -994,6 +1099,41 @@ mod tests {
                     path.name()
                 );
             }
+            assert_eq!(reference.len() % STEPS, 0);
+            let _ = writeln!(self.text, "    ({name:?}, &[");
+            for line in reference.chunks(8) {
+                let words: Vec<String> = line.iter().map(|b| std::format!("0x{b:08x}")).collect();
+                let _ = writeln!(self.text, "        {},", words.join(", "));
+            }
+            let _ = writeln!(self.text, "    ]),");
+            self.cases += 1;
+        }
+
+        fn sparse_case(&mut self, name: &'static str, first_step: u64, opt: SparseAdam) {
+            let run = |path: Path| {
+                let mut out = std::vec![0u32; MAX_OUT];
+                let len = run_sparse_case(&opt, first_step, path, N, &mut out)
+                    .unwrap_or_else(|e| panic!("{name} on {}: {e:?}", path.name()));
+                out[..len].to_vec()
+            };
+            let reference = run(Path::On(Backend::Scalar));
+            let paths = Backend::available()
+                .map(Path::On)
+                .chain([Path::Best, Path::Pieces]);
+            for path in paths {
+                assert_eq!(
+                    first_difference(&run(path), &reference),
+                    None,
+                    "{name}: {} differs from scalar",
+                    path.name()
+                );
+            }
+            self.push(name, &reference);
+        }
+    }
+
+    impl Record {
+        fn push(&mut self, name: &str, reference: &[u32]) {
             assert_eq!(reference.len() % STEPS, 0);
             let _ = writeln!(self.text, "    ({name:?}, &[");
             for line in reference.chunks(8) {
@@ -1156,6 +1296,24 @@ mod tests {
         }
         // Both directions occur (not round-to-nearest in disguise).
         assert!(up_or_down[0] > 0 && up_or_down[1] > 0, "{up_or_down:?}");
+    }
+
+    /// An independent check of the SparseAdam recording: step 1 touches only row 1, so row 0
+    /// of the table keeps its initial bits and its state stays zero; step 2 touches row 0.
+    #[test]
+    fn sparse_adam_leaves_untouched_rows_alone() {
+        let rec = recorded("sparse_adam");
+        let n = SPARSE_ROWS * N;
+        let step = |k: usize| &rec[k * 3 * n..(k + 1) * 3 * n];
+        assert_eq!(sparse_rows(0), &[1]);
+        for i in 0..N {
+            assert_eq!(step(0)[i], bits(param0(i)), "table element {i}");
+            assert_eq!(step(0)[n + i], 0, "exp_avg element {i}");
+            assert_eq!(step(0)[2 * n + i], 0, "exp_avg_sq element {i}");
+        }
+        // Step 2 moves row 0's ordinary elements and leaves row 1 as step 1 left it.
+        assert!((0..N).any(|i| step(1)[i] != step(0)[i]));
+        assert_eq!(step(1)[N..n], step(0)[N..n]);
     }
 
     #[test]

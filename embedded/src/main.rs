@@ -16,8 +16,10 @@
 mod firmware_main {
     use firmware::expected::EXPECTED;
     use firmware::rt::{Line, exit, runtime_len};
-    use firmware::{MAX_OUT, N, Path, Storage, Visit, cases, first_difference, run_case};
-    use fused_optim::Optimizer;
+    use firmware::{
+        MAX_OUT, N, Path, Storage, Visit, cases, first_difference, run_case, run_sparse_case,
+    };
+    use fused_optim::{Optimizer, SparseAdam};
 
     struct Check {
         n: usize,
@@ -117,6 +119,74 @@ mod firmware_main {
                 })
                 .dec(want.len())
                 .str(" values each)")
+                .print();
+        }
+
+        fn sparse_case(&mut self, name: &'static str, first_step: u64, opt: SparseAdam) {
+            self.sparse(name, first_step, opt);
+        }
+    }
+
+    impl Check {
+        /// SparseAdam's cases: rows of a table whose row length is the run-time length. Every
+        /// path's output is compared with the recorded bits.
+        fn sparse(&mut self, name: &'static str, first_step: u64, opt: SparseAdam) {
+            let want = EXPECTED.get(self.index);
+            self.index = self.index.wrapping_add(1);
+            let Some((_, want)) = want.filter(|(w, _)| *w == name) else {
+                Line::default()
+                    .str("FAIL ")
+                    .str(name)
+                    .str(": no recorded bits (regenerate expected.rs)")
+                    .print();
+                self.failures = self.failures.saturating_add(1);
+                return;
+            };
+            let mut line = Line::default();
+            for path in Path::ALL {
+                match run_sparse_case(&opt, first_step, path, self.n, &mut self.out) {
+                    Ok(len) => {
+                        let got = self.out.get_mut(..len).unwrap_or_default();
+                        #[cfg(feature = "mismatch-canary")]
+                        if let Some(x) = got.get_mut(self.index % len.max(1)) {
+                            *x ^= 1;
+                        }
+                        let got = &*got;
+                        if let Some(i) = first_difference(got, want) {
+                            let g = got.get(i).copied().unwrap_or(0);
+                            let w = want.get(i).copied().unwrap_or(0);
+                            line.str("FAIL ")
+                                .str(name)
+                                .str(" on ")
+                                .str(path.name())
+                                .str(": value ")
+                                .dec(i)
+                                .str(" is ")
+                                .hex(g)
+                                .str(", x86_64 has ")
+                                .hex(w)
+                                .print();
+                            self.failures = self.failures.saturating_add(1);
+                        } else {
+                            self.values = self.values.saturating_add(len);
+                        }
+                    }
+                    Err(_) => {
+                        line.str("FAIL ")
+                            .str(name)
+                            .str(" on ")
+                            .str(path.name())
+                            .str(": error")
+                            .print();
+                        self.failures = self.failures.saturating_add(1);
+                    }
+                }
+            }
+            line.str("case ")
+                .str(name)
+                .str(": scalar, portable, best, rows in two calls checked (")
+                .dec(want.len())
+                .str(" values of each)")
                 .print();
         }
     }

@@ -12,7 +12,9 @@
 use core::arch::asm;
 use core::panic::PanicInfo;
 
-use fused_optim::{Grads, Optimizer, Params, State, StateFormat, StepPlan, bf16};
+use fused_optim::{
+    Grads, Optimizer, Params, SparseAdam, SparseGrad, State, StateFormat, StepPlan, bf16,
+};
 
 use crate::{MAX_PLANES, N, param0};
 
@@ -319,6 +321,62 @@ pub fn footprint<O: Optimizer>(name: &str, config: Option<O>) -> ! {
         ok = opt.init_state(s.get_mut(..opt.state_len(n)).unwrap_or_default()).is_ok()
             && one_step(&opt, 1, n, &mut p, &g, &mut s)
             && one_step(&opt, 2, n, &mut p, &g, &mut s);
+    }
+    let used = stack_used(sp, PAINT_BYTES);
+    report(name, used, ok)
+}
+
+/// One SparseAdam step on rows 0 and 2 of a 3-row table of `dim` values: plan, then `apply`
+/// (best backend).
+#[inline(never)]
+fn one_sparse_step(
+    opt: &SparseAdam,
+    step: u64,
+    dim: usize,
+    p: &mut [f32; 3 * N],
+    g: &[f32; 2 * N],
+    s: &mut [f32; 6 * N],
+) -> bool {
+    let (Some(p), Some(g), Some(s)) = (
+        p.get_mut(..dim.wrapping_mul(3)),
+        g.get(..dim.wrapping_mul(2)),
+        s.get_mut(..dim.wrapping_mul(6)),
+    ) else {
+        return false;
+    };
+    match opt.plan(step) {
+        Ok(plan) => plan
+            .apply(p, SparseGrad::new(dim, &[0u32, 2], g), s)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The footprint harness for SparseAdam: two steps of `config` (read through a volatile load)
+/// on two rows of a 3-row table whose row length is the run-time length, the stack they used,
+/// then exit. Subtract `footprint_none` as for the `f32` harness.
+#[inline(always)]
+pub fn footprint_sparse(name: &str, config: Option<SparseAdam>) -> ! {
+    #[cfg(feature = "footprint-runtime")]
+    link_f64_runtime();
+    let dim = runtime_len();
+    let mut p = [0.0f32; 3 * N];
+    let mut g = [0.0f32; 2 * N];
+    let mut s = [0.0f32; 6 * N];
+    for (i, p) in (0..3 * N).zip(p.iter_mut()) {
+        *p = param0(i);
+    }
+    for (i, g) in (0..2 * N).zip(g.iter_mut()) {
+        *g = crate::grad(i, 0);
+    }
+    let mut ok = true;
+    let sp = stack_pointer();
+    paint_stack(sp, PAINT_BYTES);
+    if let Some(config) = config {
+        // SAFETY: a plain read of a local holding a valid value of a `Copy` type.
+        let opt = unsafe { core::ptr::read_volatile(&config) };
+        ok = one_sparse_step(&opt, 1, dim, &mut p, &g, &mut s)
+            && one_sparse_step(&opt, 2, dim, &mut p, &g, &mut s);
     }
     let used = stack_used(sp, PAINT_BYTES);
     report(name, used, ok)

@@ -10,6 +10,7 @@ mod nadam;
 mod radam;
 mod rmsprop;
 mod sgd;
+mod sparse_adam;
 mod torchao_adam;
 
 pub use adadelta::{Adadelta, AdadeltaPlan};
@@ -21,4 +22,5 @@ pub use nadam::{NAdam, NAdamPlan, NAdamScalars};
 pub use radam::{RAdam, RAdamPlan};
 pub use rmsprop::{RMSprop, RMSpropPlan};
 pub use sgd::{Sgd, SgdPlan};
+pub use sparse_adam::{SparseAdam, SparseAdamPlan, SparseGrad};
 pub use torchao_adam::{TorchaoAdam, TorchaoAdamPlan};

@@ -19,14 +19,14 @@ use fused_optim::amp::{StepOutcome, step_if_finite_on, unscale_and_check_on};
 use fused_optim::clip::{NORM_BLOCK, NormType, clip_grad_norm_on, clip_grad_value_on};
 use fused_optim::{
     Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
 /// Every target, by name, for the corpus replay.
 /// A fuzz target: decodes and checks one input.
 pub type Target = fn(&[u8]);
 
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 13] = [
     ("sgd", sgd),
     ("adam", adam),
     ("adagrad", adagrad),
@@ -39,6 +39,7 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("clip", clip),
     ("unscale", unscale),
     ("formats", formats),
+    ("sparse_adam", sparse_adam),
 ];
 
 /// Reads the fuzzer's bytes; past the end it continues with a fixed pseudo-random stream, so
@@ -412,6 +413,173 @@ pub fn lion(data: &[u8]) {
         ..Lion::default()
     };
     optimizer(opt, &mut u);
+}
+
+/// SparseAdam: a table of `rows × dim` values, a few steps each touching a set of rows that is
+/// usually valid (sorted, unique, in range) and sometimes corrupted (swapped, repeated,
+/// negative, past the end), with wrong lengths now and then. A valid step must run on every
+/// backend with the scalar reference's bits, leave untouched rows alone, and give the same
+/// bits when its rows are split over two calls; an invalid one must fail with the error the
+/// crate documents, on every backend, with nothing written.
+pub fn sparse_adam(data: &[u8]) {
+    let mut u = Input::new(data);
+    let opt = SparseAdam {
+        lr: u.hyper(0.0, 1.0),
+        betas: (u.hyper(0.0, 1.0), u.hyper(0.0, 1.0)),
+        eps: u.hyper(0.0, 1e-3),
+        maximize: u.bool(),
+        ..SparseAdam::default()
+    };
+    let dim = match u.byte() % 8 {
+        0 => usize::from(u.byte() % 2), // 0 is an error
+        1 => 64 + usize::from(u.byte()),
+        _ => 1 + usize::from(u.byte() % 40),
+    };
+    let rows = usize::from(u.byte() % 24);
+    let n = rows * dim;
+    let first: u64 = match u.byte() % 8 {
+        0 => 0,
+        1 => u64::from(u.u32()),
+        b => u64::from(b),
+    };
+    let mut params = u.floats(n);
+    let mut state = u.floats(2 * n);
+    for k in 0..1 + u64::from(u.byte() % 3) {
+        let t = first + k;
+        let plan = match opt.plan(t) {
+            Ok(plan) => plan,
+            Err(e) => {
+                assert!(
+                    t == 0 || opt.validate().is_err(),
+                    "{opt:?} step {t}: unexpected {e:?}"
+                );
+                return;
+            }
+        };
+        assert!(
+            t != 0 && opt.validate().is_ok(),
+            "{opt:?} step {t}: accepted"
+        );
+
+        // The rows: a sorted unique subset, then maybe corrupted.
+        let keep = u.byte();
+        let mut indices: Vec<i64> = (0..rows as i64).filter(|_| u.byte() <= keep).collect();
+        match u.byte() % 10 {
+            0 if indices.len() >= 2 => {
+                let i = usize::from(u.byte()) % (indices.len() - 1);
+                indices.swap(i, i + 1);
+            }
+            1 if !indices.is_empty() => {
+                let i = usize::from(u.byte()) % indices.len();
+                indices.insert(i, indices[i]);
+            }
+            2 => indices.push(rows as i64 + i64::from(u.byte() % 3)),
+            3 => indices.insert(0, -1 - i64::from(u.byte() % 3)),
+            _ => {}
+        }
+        let mut n_values = indices.len() * dim;
+        let mut s_len = 2 * n;
+        let mut p_cut = 0;
+        match u.byte() % 16 {
+            0 if n_values > 0 => n_values -= 1,
+            1 => n_values += 1,
+            2 => s_len = s_len.saturating_sub(1),
+            3 if n > 0 => p_cut = 1,
+            _ => {}
+        }
+        let values = u.floats(n_values);
+
+        // What the crate documents, checked in its order.
+        let p_len = n - p_cut;
+        let expected_err = if dim == 0 {
+            Some("dim")
+        } else if p_len % dim != 0 {
+            Some("params")
+        } else if s_len != 2 * p_len {
+            Some("state")
+        } else if n_values != indices.len() * dim {
+            Some("values")
+        } else {
+            let table_rows = p_len / dim;
+            indices.iter().enumerate().find_map(|(i, &x)| {
+                if x < 0 || x as usize >= table_rows {
+                    Some("range")
+                } else if i > 0 && x <= indices[i - 1] {
+                    Some("sorted")
+                } else {
+                    None
+                }
+            })
+        };
+        let grad = SparseGrad::new(dim, &indices, &values);
+        if let Some(what) = expected_err {
+            for backend in Backend::available() {
+                let mut p = params[p_cut..].to_vec();
+                let mut s = state[..s_len.min(2 * n)].to_vec();
+                s.resize(s_len, 0.5);
+                let (p0, s0) = (bits(&p), bits(&s));
+                let e = plan.apply_on(backend, &mut p, grad, &mut s).unwrap_err();
+                let ok = match (what, e) {
+                    ("dim", Error::InvalidCombination(_)) => true,
+                    ("params" | "state" | "values", Error::LengthMismatch { what: w, .. }) => {
+                        w == what
+                    }
+                    ("range", Error::IndexOutOfRange { .. }) => true,
+                    ("sorted", Error::IndicesNotSorted { .. }) => true,
+                    _ => false,
+                };
+                assert!(ok, "{backend}: expected a {what} error, got {e:?}");
+                assert_eq!(
+                    (bits(&p), bits(&s)),
+                    (p0, s0),
+                    "{backend}: written on error"
+                );
+            }
+            continue;
+        }
+
+        let (mut p_ref, mut s_ref) = (params.clone(), state.clone());
+        plan.apply_on(Backend::Scalar, &mut p_ref, grad, &mut s_ref)
+            .unwrap();
+        for backend in Backend::available().filter(|b| *b != Backend::Scalar) {
+            let (mut p, mut s) = (params.clone(), state.clone());
+            plan.apply_on(backend, &mut p, grad, &mut s).unwrap();
+            assert_same(
+                &format!("{opt:?} step {t} dim {dim} {backend} params"),
+                &p_ref,
+                &p,
+            );
+            assert_same(
+                &format!("{opt:?} step {t} dim {dim} {backend} state"),
+                &s_ref,
+                &s,
+            );
+        }
+        // Untouched rows keep their bits.
+        for r in 0..rows {
+            if indices.contains(&(r as i64)) {
+                continue;
+            }
+            let span = r * dim..(r + 1) * dim;
+            assert_eq!(bits(&p_ref[span.clone()]), bits(&params[span.clone()]));
+            for plane in [0, n] {
+                let span = plane + span.start..plane + span.end;
+                assert_eq!(bits(&s_ref[span.clone()]), bits(&state[span]));
+            }
+        }
+        // The rows split over two calls give the same bits.
+        let cut = usize::from(u.byte()) % (indices.len() + 1);
+        let (mut p, mut s) = (params.clone(), state.clone());
+        let backend = Backend::available().last().unwrap();
+        for (a, b) in [(0, cut), (cut, indices.len())] {
+            let part = SparseGrad::new(dim, &indices[a..b], &values[a * dim..b * dim]);
+            plan.apply_on(backend, &mut p, part, &mut s).unwrap();
+        }
+        assert_same("split rows params", &p_ref, &p);
+        assert_same("split rows state", &s_ref, &s);
+        params = p_ref;
+        state = s_ref;
+    }
 }
 
 fn slices(u: &mut Input<'_>) -> Vec<Vec<f32>> {

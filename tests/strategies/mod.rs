@@ -229,3 +229,32 @@ pub fn lion() -> impl Strategy<Value = Lion> {
         },
     )
 }
+
+/// SparseAdam: lr and eps strictly positive (torch's rule), every beta, both signs.
+pub fn sparse_adam() -> impl Strategy<Value = fused_optim::SparseAdam> {
+    (
+        prop_oneof![
+            Just(1e-3),
+            Just(1e-2),
+            Just(1.0),
+            Just(1e-30),
+            1e-6..10.0f64
+        ],
+        beta(),
+        beta(),
+        prop_oneof![
+            Just(1e-8),
+            Just(1e-10),
+            Just(1e-3),
+            Just(1e-45),
+            1e-12..1.0f64
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(lr, b1, b2, eps, maximize)| fused_optim::SparseAdam {
+            lr,
+            betas: (b1, b2),
+            eps,
+            maximize,
+        })
+}
