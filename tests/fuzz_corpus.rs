@@ -78,5 +78,6 @@ macro_rules! replay_tests {
 }
 
 replay_tests!(
-    sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion, clip, unscale, formats
+    sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion, rprop, asgd, clip, unscale,
+    formats
 );

@@ -18,15 +18,15 @@
 use fused_optim::amp::{StepOutcome, step_if_finite_on, unscale_and_check_on};
 use fused_optim::clip::{NORM_BLOCK, NormType, clip_grad_norm_on, clip_grad_value_on};
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Error, Grads, Lion, NAdam, Optimizer, Params,
+    RAdam, RMSprop, Rprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 
 /// Every target, by name, for the corpus replay.
 /// A fuzz target: decodes and checks one input.
 pub type Target = fn(&[u8]);
 
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 14] = [
     ("sgd", sgd),
     ("adam", adam),
     ("adagrad", adagrad),
@@ -36,6 +36,8 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("nadam", nadam),
     ("radam", radam),
     ("lion", lion),
+    ("rprop", rprop),
+    ("asgd", asgd),
     ("clip", clip),
     ("unscale", unscale),
     ("formats", formats),
@@ -411,6 +413,40 @@ pub fn lion(data: &[u8]) {
         maximize: u.bool(),
         ..Lion::default()
     };
+    optimizer(opt, &mut u);
+}
+
+fn rprop_opt(u: &mut Input<'_>) -> Rprop {
+    Rprop {
+        lr: u.hyper(0.0, 1.0),
+        etas: (u.hyper(0.0, 1.0), 1.0 + u.hyper(0.0, 2.0)),
+        step_sizes: (u.hyper(0.0, 1e-3), u.hyper(0.0, 100.0)),
+        maximize: u.bool(),
+        ..Rprop::default()
+    }
+}
+
+pub fn rprop(data: &[u8]) {
+    let mut u = Input::new(data);
+    let opt = rprop_opt(&mut u);
+    optimizer(opt, &mut u);
+}
+
+fn asgd_opt(u: &mut Input<'_>) -> Asgd {
+    Asgd {
+        lr: u.hyper(0.0, 1.0),
+        lambd: u.hyper(0.0, 1.0),
+        alpha: u.hyper(0.0, 2.0),
+        t0: u.hyper(0.0, 10.0),
+        weight_decay: u.hyper(0.0, 0.1),
+        maximize: u.bool(),
+        ..Asgd::default()
+    }
+}
+
+pub fn asgd(data: &[u8]) {
+    let mut u = Input::new(data);
+    let opt = asgd_opt(&mut u);
     optimizer(opt, &mut u);
 }
 
@@ -1060,7 +1096,7 @@ fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
 pub fn formats(data: &[u8]) {
     let mut u = Input::new(data);
     let u = &mut u;
-    match u.byte() % 11 {
+    match u.byte() % 13 {
         0 => formats_case(
             Sgd {
                 lr: u.hyper(0.0, 1.0),
@@ -1168,6 +1204,14 @@ pub fn formats(data: &[u8]) {
             },
             u,
         ),
+        9 => {
+            let opt = rprop_opt(u);
+            formats_case(opt, u);
+        }
+        10 => {
+            let opt = asgd_opt(u);
+            formats_case(opt, u);
+        }
         _ => {
             let class = [
                 TorchaoAdam::adamw8bit(),
