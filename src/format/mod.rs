@@ -472,21 +472,21 @@ impl State<'_> {
         }
         match self {
             State::Planes(_) => {}
-            State::F32(v) => each_plane(&mut **v, values, |p, x| State::F32(p).fill(x)),
-            State::Bf16(v) => each_plane(&mut **v, values, |p, x| State::Bf16(p).fill(x)),
-            State::F16(v) => each_plane(&mut **v, values, |p, x| State::F16(p).fill(x)),
+            State::F32(v) => each_plane(v, values, |p, x| State::F32(p).fill(x)),
+            State::Bf16(v) => each_plane(v, values, |p, x| State::Bf16(p).fill(x)),
+            State::F16(v) => each_plane(v, values, |p, x| State::F16(p).fill(x)),
             State::Int8 { codes, scales } => {
-                each_block_plane(&mut **codes, &mut **scales, values, |codes, scales, x| {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
                     State::Int8 { codes, scales }.fill(x);
                 });
             }
             State::Int4 { codes, scales } => {
-                each_block_plane(&mut **codes, &mut **scales, values, |codes, scales, x| {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
                     State::Int4 { codes, scales }.fill(x);
                 });
             }
             State::Fp8 { codes, scales } => {
-                each_block_plane(&mut **codes, &mut **scales, values, |codes, scales, x| {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
                     State::Fp8 { codes, scales }.fill(x);
                 });
             }
