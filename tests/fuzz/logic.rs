@@ -273,15 +273,16 @@ pub fn optimizer<O: Optimizer>(opt: O, u: &mut Input<'_>) {
         let backend = Backend::available().last().unwrap();
         let r = step_if_finite_on(backend, &opt, &mut step, &mut sc, &mut p, &[&grads], &mut s)
             .unwrap();
+        // Scalar state compared through `Debug`, NaN as a class (ASGD's `eta` is NaN for an
+        // infinite `lr`, as in torch, and NaN != NaN).
         if grads.iter().all(|x| x.is_finite()) {
-            assert_eq!(
-                (r, step, sc),
-                (StepOutcome::Stepped, t, plan.scalars_after())
-            );
+            assert_eq!((r, step), (StepOutcome::Stepped, t));
+            assert_eq!(format!("{sc:?}"), format!("{:?}", plan.scalars_after()));
             assert_same("step_if_finite params", &p_ref, &p[0]);
             assert_same("step_if_finite state", &s_ref, &s[0]);
         } else {
-            assert_eq!((r, step, sc), (StepOutcome::Skipped, t - 1, scalars));
+            assert_eq!((r, step), (StepOutcome::Skipped, t - 1));
+            assert_eq!(format!("{sc:?}"), format!("{scalars:?}"));
             assert_eq!((bits(&p[0]), bits(&s[0])), (bits(&params), bits(&state)));
         }
 
@@ -1013,8 +1014,9 @@ fn formats_case<O: Optimizer>(opt: O, u: &mut Input<'_>) {
                     }
                 },
                 _ => {
-                    // An empty piece (a tensor's end) has no block to align.
-                    if block > 1 && n > 0 {
+                    // An empty piece (a tensor's end), or an optimizer with no state planes
+                    // (SGD without momentum), has no block to align.
+                    if block > 1 && n > 0 && planes > 0 {
                         offset = base.wrapping_add(1 + usize::from(u.byte()) % (block - 1));
                     } else {
                         g = g.resized(delta(u, n));
