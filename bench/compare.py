@@ -126,6 +126,8 @@ OPTIMIZERS: dict[str, tuple[str, dict]] = {
     "adamax": ("Adamax", {}),
     "nadam": ("NAdam", {}),
     "radam": ("RAdam", {}),
+    "rprop": ("Rprop", {}),
+    "asgd": ("ASGD", {}),
 }
 
 QUICK_WORKLOADS = ["4Ki", "64Ki", "cnn", "mlp"]

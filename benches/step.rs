@@ -43,8 +43,8 @@ use criterion::{
 };
 use fused_optim::__private::memory_floor;
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, bf16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Rprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, bf16,
 };
 
 /// Tensor sizes: from one small layer to a large embedding.
@@ -79,6 +79,8 @@ fn optimizers(c: &mut Criterion) {
     bench_optimizer(c, "nadam", NAdam::default());
     bench_optimizer(c, "radam", RAdam::default());
     bench_optimizer(c, "lion", Lion::default());
+    bench_optimizer(c, "rprop", Rprop::default());
+    bench_optimizer(c, "asgd", Asgd::default());
 }
 
 /// The per-step fixed cost: validation and the per-step scalars, paid once per step.
@@ -101,6 +103,8 @@ fn plans(c: &mut Criterion) {
     plan_cost(&mut group, "nadam", NAdam::default());
     plan_cost(&mut group, "radam", RAdam::default());
     plan_cost(&mut group, "lion", Lion::default());
+    plan_cost(&mut group, "rprop", Rprop::default());
+    plan_cost(&mut group, "asgd", Asgd::default());
     group.finish();
 }
 

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Arguments: an optimizer name (`sgd`, `sgd-momentum`, `adam`, `adamw`, `adagrad`,
-//! `adadelta`, `rmsprop`, `adamax`, `nadam`, `radam`, `lion`, and `torchao-adamw` /
+//! `adadelta`, `rmsprop`, `adamax`, `nadam`, `radam`, `lion`, `rprop`, `asgd`, and `torchao-adamw` /
 //! `torchao-adam`: the crate's `TorchaoAdam`, torchao's low-bit formula; `sparse-adam`, below) with its default
 //! hyperparameters (torch's; `sgd-momentum` is `momentum = 0.9`), then the element count of
 //! every tensor, comma-separated. Options: `--target-ms MS` (how long one repetition lasts,
@@ -75,8 +75,9 @@ use fused_optim::__private::{FloorPlan, memory_floor};
 #[cfg(feature = "rayon")]
 use fused_optim::TensorStep;
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Rprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16,
+    f16,
 };
 use half::slice::HalfFloatSliceExt;
 
@@ -1162,6 +1163,8 @@ fn main() {
         "nadam" => serve(NAdam::default(), torch, &args),
         "radam" => serve(RAdam::default(), torch, &args),
         "lion" => serve(Lion::default(), torch, &args),
+        "rprop" => serve(Rprop::default(), torch, &args),
+        "asgd" => serve(Asgd::default(), torch, &args),
         // torchao's low-bit formula (f32 scalars, its order of operations); the state format
         // is still the one chosen with --state.
         "torchao-adamw" => serve(TorchaoAdam::adamw8bit(), "torchao", &args),

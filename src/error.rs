@@ -196,6 +196,28 @@ pub(crate) fn finite_f32(name: &'static str, value: f64) -> Result<(), Error> {
     fits_f32(name, value)
 }
 
+/// Not NaN, for values torch leaves unchecked and uses only in f64 (ASGD's `t0`): ±Inf pass.
+#[inline]
+pub(crate) fn not_nan(name: &'static str, value: f64) -> Result<(), Error> {
+    if value.is_nan() {
+        Err(Error::InvalidHyperparameter {
+            name,
+            value,
+            requirement: "must not be NaN",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Not NaN and within `f32`'s range ([`fits_f32`]; ±Inf pass), for values torch leaves
+/// unchecked but rounds to f32 (Rprop's `step_sizes`).
+#[inline]
+pub(crate) fn not_nan_f32(name: &'static str, value: f64) -> Result<(), Error> {
+    not_nan(name, value)?;
+    fits_f32(name, value)
+}
+
 /// `0 <= beta < 1` (NaN rejected), torch's rule for betas.
 #[inline]
 pub(crate) fn beta(name: &'static str, value: f64) -> Result<(), Error> {

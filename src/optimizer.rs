@@ -41,7 +41,8 @@ pub trait Optimizer: Copy + core::fmt::Debug {
     fn state_len(&self, n: usize) -> usize;
 
     /// Writes a fresh state (what torch starts from) into `state`: zeros, or Adagrad's
-    /// `initial_accumulator_value`, after checking the hyperparameters.
+    /// `initial_accumulator_value`, or Rprop's step sizes at `lr`, after checking the
+    /// hyperparameters.
     ///
     /// ```
     /// use fused_optim::{Adagrad, Optimizer};
@@ -72,7 +73,8 @@ pub trait Optimizer: Copy + core::fmt::Debug {
 
     /// Writes a fresh state into buffers of any [`StateFormat`](crate::StateFormat). Zeroed
     /// buffers are already a fresh state in every format, except for an Adagrad with a non-zero
-    /// `initial_accumulator_value`, whose blocks get the scale and code of that value.
+    /// `initial_accumulator_value`, whose blocks get the scale and code of that value, and for
+    /// Rprop, whose step-size plane starts at `lr`.
     ///
     /// ```
     /// use fused_optim::{Adagrad, Optimizer, State, bf16};

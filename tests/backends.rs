@@ -87,6 +87,14 @@ macro_rules! backend_tests {
                 fn lion_matches_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
+                #[test]
+                fn rprop_matches_scalar(opt in strategies::rprop(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn asgd_matches_scalar(opt in strategies::asgd(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
             }
         });
     };
@@ -147,6 +155,16 @@ macro_rules! backend_tests {
                 }
                 #[test]
                 fn lion_chunk_invariant(opt in strategies::lion(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+                #[test]
+                fn rprop_chunk_invariant(opt in strategies::rprop(), step in strategies::step(),
+                    n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
+                    chunks(opt, step, n, &cuts, seed);
+                }
+                #[test]
+                fn asgd_chunk_invariant(opt in strategies::asgd(), step in strategies::step(),
                     n in 0..300usize, cuts in prop::collection::vec(any::<usize>(), 0..6), seed: u64) {
                     chunks(opt, step, n, &cuts, seed);
                 }

@@ -26,8 +26,8 @@ use std::io::Write;
 
 use common::Rng;
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TensorStep, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Error, Grads, Lion, NAdam, Optimizer, Params,
+    RAdam, RMSprop, Rprop, Sgd, State, StateFormat, StepPlan, TensorStep, TorchaoAdam, bf16, f16,
 };
 use proptest::prelude::*;
 
@@ -567,6 +567,8 @@ enum AnyOpt {
     NAdam(NAdam),
     RAdam(RAdam),
     Lion(Lion),
+    Rprop(Rprop),
+    Asgd(Asgd),
     Torchao(TorchaoAdam),
 }
 
@@ -583,6 +585,8 @@ macro_rules! with_opt {
             AnyOpt::NAdam($o) => $body,
             AnyOpt::RAdam($o) => $body,
             AnyOpt::Lion($o) => $body,
+            AnyOpt::Rprop($o) => $body,
+            AnyOpt::Asgd($o) => $body,
             AnyOpt::Torchao($o) => $body,
         }
     };
@@ -630,6 +634,8 @@ fn any_opt() -> impl Strategy<Value = AnyOpt> {
         strategies::nadam().prop_map(AnyOpt::NAdam),
         strategies::radam().prop_map(AnyOpt::RAdam),
         strategies::lion().prop_map(AnyOpt::Lion),
+        strategies::rprop().prop_map(AnyOpt::Rprop),
+        strategies::asgd().prop_map(AnyOpt::Asgd),
         torchao().prop_map(AnyOpt::Torchao),
     ]
 }
@@ -903,6 +909,14 @@ macro_rules! backend_tests {
                 }
                 #[test]
                 fn lion_formats_match_scalar(opt in strategies::lion(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn rprop_formats_match_scalar(opt in strategies::rprop(), step in strategies::step(), seed: u64) {
+                    bitwise(opt, step, seed);
+                }
+                #[test]
+                fn asgd_formats_match_scalar(opt in strategies::asgd(), step in strategies::step(), seed: u64) {
                     bitwise(opt, step, seed);
                 }
                 #[test]

@@ -87,6 +87,8 @@ replay_tests!(
     nadam,
     radam,
     lion,
+    rprop,
+    asgd,
     clip,
     unscale,
     formats,

@@ -11,8 +11,8 @@ use core::cell::Cell;
 use std::alloc::System;
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Grads, Lion, NAdam, Optimizer, Params, RAdam,
+    RMSprop, Rprop, Sgd, State, StateFormat, StepPlan, TorchaoAdam, bf16,
 };
 
 struct Counting;
@@ -130,6 +130,50 @@ fn family_steps_allocate_nothing() {
         weight_decay: 0.1,
         ..Lion::default()
     });
+}
+
+#[test]
+fn rprop_and_asgd_steps_allocate_nothing() {
+    assert_no_alloc(Rprop::default());
+    assert_no_alloc(Rprop {
+        maximize: true,
+        etas: (0.3, 1.5),
+        step_sizes: (0.0, f64::INFINITY),
+        ..Rprop::default()
+    });
+    assert_no_alloc(Asgd::default());
+    // Averaging from step 3 on, with weight decay: both branches of the ax update.
+    assert_no_alloc(Asgd {
+        t0: 0.0,
+        weight_decay: 0.1,
+        maximize: true,
+        ..Asgd::default()
+    });
+    // Rprop's fresh state (two planes with different values) in f32 and int8, and its errors.
+    let n = 300;
+    let mut s = vec![0.0f32; 2 * n];
+    let int8 = StateFormat::Int8.layout(2, n);
+    let (mut codes, mut scales) = (vec![0u8; int8.codes], vec![0.0f32; int8.scales]);
+    let count = allocations_during(|| {
+        let opt = Rprop::default();
+        opt.init_state(&mut s).unwrap();
+        opt.init_state_in(State::Int8 {
+            codes: &mut codes,
+            scales: &mut scales,
+        })
+        .unwrap();
+        assert!(opt.init_state(&mut s[1..]).is_err());
+        assert!(
+            Rprop {
+                etas: (1.0, 1.2),
+                ..opt
+            }
+            .init_state(&mut s)
+            .is_err()
+        );
+    });
+    assert_eq!(count, 0, "Rprop's init_state allocated {count} times");
+    assert_eq!(s[n], 0.01);
 }
 
 /// Storage formats: an int8-state step with stochastically rounded bf16 parameters, and an

@@ -16,7 +16,8 @@ mod common;
 
 use common::Rng;
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Backend, Lion, NAdam, Optimizer, RAdam, RMSprop, Rprop,
+    Sgd, StepPlan,
 };
 
 const STEPS: u64 = 30;
@@ -39,6 +40,10 @@ trait Textbook: Sized {
     /// move across the discontinuity (Lion's sign near 0); they are no longer compared.
     fn ambiguous(&self) -> &[bool] {
         &[]
+    }
+    /// The oracle's copy of the kernel's `f32` state (same layout), when it is compared too.
+    fn state(&self) -> Option<Vec<f64>> {
+        None
     }
 }
 
@@ -90,6 +95,19 @@ fn check<T: Textbook>(name: &str, sets: &[T::Opt], tol: Tol) -> f64 {
                         (a - b).abs()
                     );
                     worst = worst.max(ratio);
+                }
+                if let Some(expected) = oracle.state() {
+                    assert_eq!(expected.len(), state.len(), "{name}: oracle state layout");
+                    for (i, (&a, &b)) in state.iter().zip(&expected).enumerate() {
+                        let (a, bound) = (f64::from(a), tol.abs + tol.rel * b.abs());
+                        let ratio = (a - b).abs() / bound;
+                        assert!(
+                            ratio <= 1.0,
+                            "{name} set {k} {opt:?}: step {t} state {i}: kernel {a} vs oracle \
+                             {b}; seed {seed} (rerun with ORACLE_SEED={base})"
+                        );
+                        worst = worst.max(ratio);
+                    }
                 }
             }
             skipped += oracle.ambiguous().iter().filter(|&&x| x).count();
@@ -904,4 +922,153 @@ fn sparse_adam_matches_textbook() {
         }
     }
     println!("sparse_adam: worst error {worst:.3} of the tolerance {tol:?}");
+}
+
+// Rprop (torch docs): η⁰ = lr, g_prev = 0; if g_prev·g > 0: η ← min(η·η+, Γmax);
+// if g_prev·g < 0: η ← max(η·η−, Γmin), g ← 0; θ ← θ − η·sign(g); g_prev ← g.
+// (With lr inside [Γmin, Γmax], torch's extra clamps change nothing.)
+
+struct RpropOracle {
+    o: Rprop,
+    prev: Vec<f64>,
+    eta: Vec<f64>,
+}
+
+impl Textbook for RpropOracle {
+    type Opt = Rprop;
+    fn new(o: Rprop, n: usize) -> Self {
+        RpropOracle {
+            o,
+            prev: vec![0.0; n],
+            eta: vec![o.lr; n],
+        }
+    }
+    fn step(&mut self, _t: u64, p: &mut [f64], g: &[f64]) {
+        let o = self.o;
+        let (minus, plus) = o.etas;
+        let (lo, hi) = o.step_sizes;
+        for i in 0..p.len() {
+            let mut g = grad(o.maximize, g[i]);
+            let d = self.prev[i] * g;
+            if d > 0.0 {
+                self.eta[i] = (self.eta[i] * plus).min(hi);
+            } else if d < 0.0 {
+                self.eta[i] = (self.eta[i] * minus).max(lo);
+                g = 0.0;
+            }
+            p[i] -= self.eta[i] * g.signum() * f64::from(u8::from(g != 0.0));
+            self.prev[i] = g;
+        }
+    }
+    fn state(&self) -> Option<Vec<f64>> {
+        Some([self.prev.as_slice(), self.eta.as_slice()].concat())
+    }
+}
+
+#[test]
+fn rprop_matches_textbook() {
+    let d = Rprop::default();
+    check::<RpropOracle>(
+        "rprop",
+        &[
+            d,
+            Rprop {
+                lr: 0.1,
+                etas: (0.3, 1.7),
+                step_sizes: (1e-2, 0.4),
+                ..d
+            },
+            Rprop {
+                maximize: true,
+                etas: (0.9, 1.05),
+                ..d
+            },
+            Rprop {
+                lr: 1e-3,
+                step_sizes: (0.0, 2e-3),
+                etas: (0.1, 3.0),
+                ..d
+            },
+        ],
+        Tol {
+            rel: 1e-5,
+            abs: 5e-6,
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// ASGD (torch's formulas in f64): η₁ = lr, μ₁ = 1; g ← g + wd·θ; θ ← θ(1 − λη) − ηg;
+// ax ← θ if μ = 1, else ax + μ(θ − ax); then η ← lr/(1 + λ·lr·t)^α, μ ← 1/max(1, t − t0).
+
+struct AsgdOracle {
+    o: Asgd,
+    ax: Vec<f64>,
+    eta: f64,
+    mu: f64,
+}
+
+impl Textbook for AsgdOracle {
+    type Opt = Asgd;
+    fn new(o: Asgd, n: usize) -> Self {
+        AsgdOracle {
+            o,
+            ax: vec![0.0; n],
+            eta: o.lr,
+            mu: 1.0,
+        }
+    }
+    fn step(&mut self, t: u64, p: &mut [f64], g: &[f64]) {
+        let o = self.o;
+        for i in 0..p.len() {
+            let g = grad(o.maximize, g[i]) + o.weight_decay * p[i];
+            p[i] = p[i] * (1.0 - o.lambd * self.eta) - self.eta * g;
+            self.ax[i] = if self.mu == 1.0 {
+                p[i]
+            } else {
+                self.ax[i] + self.mu * (p[i] - self.ax[i])
+            };
+        }
+        let t = t as f64;
+        self.eta = o.lr / (1.0 + o.lambd * o.lr * t).powf(o.alpha);
+        self.mu = 1.0 / (t - o.t0).max(1.0);
+    }
+    fn state(&self) -> Option<Vec<f64>> {
+        Some(self.ax.clone())
+    }
+}
+
+#[test]
+fn asgd_matches_textbook() {
+    let d = Asgd::default();
+    check::<AsgdOracle>(
+        "asgd",
+        &[
+            d,
+            Asgd {
+                lr: 0.05,
+                lambd: 0.5,
+                alpha: 1.0,
+                t0: 3.0,
+                ..d
+            },
+            Asgd {
+                lr: 0.02,
+                lambd: 2.0,
+                t0: 0.0,
+                weight_decay: 0.1,
+                maximize: true,
+                ..d
+            },
+            Asgd {
+                t0: 10.0,
+                alpha: 0.0,
+                ..d
+            },
+        ],
+        Tol {
+            rel: 5e-6,
+            abs: 5e-6,
+        },
+    );
 }

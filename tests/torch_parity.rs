@@ -46,15 +46,20 @@
 //!   optimizer of the crate is element-wise, so the shape changes nothing else;
 //! * `expected_state`: compared with the same rule, by torch's state names (`momentum_buffer`,
 //!   `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `acc_delta`, `grad_avg`,
-//!   `exp_inf`) for state kept as f32, bf16 or f16; a name the optimizer does not have, or a
-//!   block-quantized state (which the crate does not dequantize for callers), is a failure;
+//!   `exp_inf`, Rprop's `prev` and `step_size`, ASGD's `ax`) for state kept as f32, bf16 or f16;
+//!   a name the optimizer does not have, or a block-quantized state (which the crate does not
+//!   dequantize for callers), is a failure;
 //! * `indices` (sparse gradients): `SparseAdam` only, and `SparseAdam` only with them, float32,
 //!   with a `shape` `[rows, cols]`; `grads[s]` holds `len(indices[s])·cols` values. Each step
 //!   is replayed as a [`SparseGrad`] (`dim = cols`), the state planes are named `exp_avg` and
 //!   `exp_avg_sq`, and `expected` is the whole table. The indices are passed as they are: an
 //!   unsorted, repeated or out-of-range index fails the case with the crate's error;
-//! * the optimizers `Rprop`, `ASGD`, `Adafactor`, `Muon`: not implemented by the crate, so such
-//!   a case fails with a message saying so.
+//! * `optimizer` `Rprop` and `ASGD` (version 2 only): [`Rprop`] and [`Asgd`], with torch's
+//!   names (`lr`, `etas`, `step_sizes`, `maximize`; `lr`, `lambd`, `alpha`, `t0`,
+//!   `weight_decay`, `maximize`); Rprop's fresh state (`step_size = lr`) is written by
+//!   `init_state_in`, ASGD's scalar state is carried from step to step;
+//! * the optimizers `Adafactor`, `Muon`: not implemented by the crate, so such a case fails
+//!   with a message saying so.
 //!
 //! Anything unknown (format, dtype, state, optimizer, implementation, hyperparameter) fails the
 //! case or the file with a message naming it; nothing is skipped. In a version-1 file the
@@ -92,8 +97,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Grads, NAdam, Optimizer, Params, RAdam, RMSprop, Sgd,
-    SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Grads, NAdam, Optimizer, Params, RAdam, RMSprop, Rprop,
+    Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
 };
 use serde_json::{Map, Value};
 
@@ -847,9 +852,11 @@ macro_rules! configure {
 
 const OPTIMIZERS: &str =
     "SGD, Adam, AdamW, Adagrad, Adadelta, RMSprop, Adamax, NAdam, RAdam, SparseAdam";
+/// Optimizers only `torch-optim-vectors/2` defines, implemented by the crate.
+const OPTIMIZERS_V2: &str = "Rprop, ASGD";
 const TORCHAO_OPTIMIZERS: &str = "AdamW8bit, Adam8bit, AdamW4bit, Adam4bit, AdamWFp8, AdamFp8";
 /// Optimizers `torch-optim-vectors/2` defines that the crate does not implement.
-const NOT_IMPLEMENTED: [&str; 4] = ["Rprop", "ASGD", "Adafactor", "Muon"];
+const NOT_IMPLEMENTED: [&str; 2] = ["Adafactor", "Muon"];
 
 /// The crate's optimizer for a torchao class name.
 fn torchao_class(optimizer: &str) -> Option<TorchaoAdam> {
@@ -1074,11 +1081,27 @@ fn replay_named(
             &["exp_avg", "exp_avg_sq"],
             inputs,
         ),
+        "Rprop" if inputs.version == Version::V2 => replay(
+            configure!(Rprop::default(), hyper, [lr, etas, step_sizes, maximize]),
+            format,
+            &["prev", "step_size"],
+            inputs,
+        ),
+        "ASGD" if inputs.version == Version::V2 => replay(
+            configure!(
+                Asgd::default(),
+                hyper,
+                [lr, lambd, alpha, t0, weight_decay, maximize]
+            ),
+            format,
+            &["ax"],
+            inputs,
+        ),
         other if NOT_IMPLEMENTED.contains(&other) && inputs.version == Version::V2 => Err(format!(
             "optimizer {other:?} is defined by {FORMAT_V2} but not implemented by this crate"
         )),
         other if inputs.version == Version::V2 => Err(format!(
-            "unknown optimizer {other:?} (known: {OPTIMIZERS}, {TORCHAO_OPTIMIZERS})"
+            "unknown optimizer {other:?} (known: {OPTIMIZERS}, {OPTIMIZERS_V2}, {TORCHAO_OPTIMIZERS})"
         )),
         other => Err(format!("unknown optimizer {other:?} (known: {OPTIMIZERS})")),
     }

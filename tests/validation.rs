@@ -12,8 +12,8 @@ mod common;
 use common::Rng;
 use fused_optim::amp::{GradScaler, StepOutcome, step_if_finite, step_if_finite_on};
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Lion, NAdam, NAdamScalars, Optimizer, RAdam,
-    RMSprop, Sgd, StepPlan,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, AsgdScalars, Backend, Error, Lion, NAdam, NAdamScalars,
+    Optimizer, RAdam, RMSprop, Rprop, Sgd, StepPlan,
 };
 
 const NAN: f64 = f64::NAN;
@@ -675,6 +675,158 @@ fn lion_rules() {
     });
 }
 
+/// torch: `0 <= lr` and `0 < etas[0] < 1 < etas[1]`; step_sizes unchecked by torch, NaN
+/// rejected here.
+#[test]
+fn rprop_rules() {
+    let d = Rprop::default();
+    rejects(Rprop { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(Rprop { lr: NAN, ..d }, "lr", NAN);
+    for (bad, value) in [(0.0, 0.0), (1.0, 1.0), (-0.5, -0.5), (NAN, NAN)] {
+        rejects(
+            Rprop {
+                etas: (bad, 1.2),
+                ..d
+            },
+            "etas[0]",
+            value,
+        );
+    }
+    for (bad, value) in [(1.0, 1.0), (0.5, 0.5), (NAN, NAN)] {
+        rejects(
+            Rprop {
+                etas: (0.5, bad),
+                ..d
+            },
+            "etas[1]",
+            value,
+        );
+    }
+    rejects(
+        Rprop {
+            step_sizes: (NAN, 50.0),
+            ..d
+        },
+        "step_sizes[0]",
+        NAN,
+    );
+    rejects(
+        Rprop {
+            step_sizes: (1e-6, NAN),
+            ..d
+        },
+        "step_sizes[1]",
+        NAN,
+    );
+    accepts(Rprop {
+        lr: 0.0,
+        etas: (1e-300, f64::INFINITY),
+        step_sizes: (50.0, -1.0),
+        maximize: true,
+    });
+    accepts(Rprop {
+        step_sizes: (f64::NEG_INFINITY, f64::INFINITY),
+        ..d
+    });
+}
+
+/// torch: `0 <= lr`, `0 <= lambd`, `0 <= alpha`, `0 <= weight_decay`; t0 unchecked by torch,
+/// NaN rejected here; the scalar state must be one torch's formulas can leave.
+#[test]
+fn asgd_rules() {
+    let d = Asgd::default();
+    rejects(Asgd { lr: -1.0, ..d }, "lr", -1.0);
+    rejects(Asgd { lr: NAN, ..d }, "lr", NAN);
+    rejects(Asgd { lambd: -1e-4, ..d }, "lambd", -1e-4);
+    rejects(Asgd { lambd: NAN, ..d }, "lambd", NAN);
+    rejects(Asgd { alpha: -0.75, ..d }, "alpha", -0.75);
+    rejects(Asgd { alpha: NAN, ..d }, "alpha", NAN);
+    rejects(
+        Asgd {
+            weight_decay: -1.0,
+            ..d
+        },
+        "weight_decay",
+        -1.0,
+    );
+    rejects(
+        Asgd {
+            weight_decay: NAN,
+            ..d
+        },
+        "weight_decay",
+        NAN,
+    );
+    rejects(Asgd { t0: NAN, ..d }, "t0", NAN);
+    accepts(Asgd {
+        lr: 0.0,
+        lambd: 0.0,
+        alpha: 0.0,
+        t0: f64::NEG_INFINITY,
+        weight_decay: 0.0,
+        maximize: true,
+    });
+    accepts(Asgd {
+        t0: f64::INFINITY,
+        lambd: 1e39, // used in f64 only (torch's `1 - lambd*eta` then rounds to -inf)
+        ..d
+    });
+    // The scalar state: read from step 2 on.
+    for (name, scalars) in [
+        (
+            "eta",
+            AsgdScalars {
+                eta: -1e-3,
+                mu: 1.0,
+            },
+        ),
+        (
+            "mu",
+            AsgdScalars {
+                eta: 1e-2,
+                mu: -0.5,
+            },
+        ),
+        ("mu", AsgdScalars { eta: 1e-2, mu: 2.0 }),
+        (
+            "mu",
+            AsgdScalars {
+                eta: 1e-2,
+                mu: f32::NAN,
+            },
+        ),
+    ] {
+        assert!(
+            matches!(d.plan(2, &scalars), Err(Error::InvalidHyperparameter { name: n, .. }) if n == name),
+            "{scalars:?}"
+        );
+        assert!(d.plan(1, &scalars).is_ok());
+    }
+    // (1 + lambd·lr·t)^alpha overflowing from finite values: torch's OverflowError.
+    rejects_combination_at(
+        Asgd {
+            lambd: 1e30,
+            lr: 1.0,
+            alpha: 20.0,
+            ..d
+        },
+        AsgdScalars::default(),
+    );
+}
+
+/// `opt` plans fail with `InvalidCombination` (found only when planning), and a whole step
+/// writes nothing.
+fn rejects_combination_at<O: Optimizer>(opt: O, scalars: O::Scalars) {
+    assert!(matches!(
+        opt.plan(1, &scalars),
+        Err(Error::InvalidCombination(_))
+    ));
+    assert!(matches!(
+        whole_step_untouched(opt, 1),
+        Error::InvalidCombination(_)
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // lengths and step 0: errors write nothing, on every backend
 
@@ -873,6 +1025,32 @@ error_paths!(
 );
 error_paths!(radam_errors_write_nothing, (), [RAdam::default()]);
 error_paths!(lion_errors_write_nothing, (), [Lion::default()]);
+error_paths!(
+    rprop_errors_write_nothing,
+    (),
+    [
+        Rprop::default(),
+        Rprop {
+            maximize: true,
+            ..Rprop::default()
+        },
+    ]
+);
+error_paths!(
+    asgd_errors_write_nothing,
+    AsgdScalars {
+        eta: 0.005,
+        mu: 0.25
+    },
+    [
+        Asgd::default(),
+        Asgd {
+            t0: 0.0,
+            weight_decay: 0.1,
+            ..Asgd::default()
+        },
+    ]
+);
 
 /// The inherent one-tensor `step` methods also write nothing on error (a sample per kind of
 /// error; they are `plan` followed by `apply`).
@@ -905,6 +1083,27 @@ fn inherent_step_writes_nothing_on_error() {
             .is_err()
     );
     assert_eq!((p, s, scalars.mu_product), ([1.5; 4], [0.25; 8], 0.5));
+
+    assert!(Rprop::default().step(0, &mut p, &g, &mut s).is_err());
+    assert!(Rprop::default().step(1, &mut p, &g, &mut s[..7]).is_err());
+    let mut a = AsgdScalars { eta: 0.5, mu: 0.5 };
+    assert!(
+        Asgd::default()
+            .step(2, &mut p, &g, &mut s[..3], &mut a)
+            .is_err()
+    );
+    assert!(
+        Asgd {
+            t0: NAN,
+            ..Asgd::default()
+        }
+        .step(2, &mut p, &g, &mut s[..4], &mut a)
+        .is_err()
+    );
+    assert_eq!(
+        (p, s, a),
+        ([1.5; 4], [0.25; 8], AsgdScalars { eta: 0.5, mu: 0.5 })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1096,6 +1295,35 @@ skip_tests!(
     }]
 );
 
+skip_tests!(
+    rprop_skips_non_finite_steps,
+    (),
+    [
+        Rprop::default(),
+        Rprop {
+            maximize: true,
+            etas: (0.3, 1.5),
+            ..Rprop::default()
+        },
+    ]
+);
+skip_tests!(
+    asgd_skips_non_finite_steps,
+    AsgdScalars {
+        eta: 0.008,
+        mu: 0.5
+    },
+    [
+        Asgd::default(),
+        Asgd {
+            t0: 0.0,
+            weight_decay: 0.1,
+            maximize: true,
+            ..Asgd::default()
+        },
+    ]
+);
+
 /// A run of NAdam steps where every third gradient overflows: the scalar state advances only on
 /// the steps that ran, so the trajectory equals the run without the bad steps, bit for bit.
 #[test]
@@ -1184,6 +1412,25 @@ fn every_hyperparameter_beyond_f32_is_rejected() {
     each!(RAdam::default(), lr, eps, weight_decay);
     each!(Lion::default(), lr, weight_decay);
     each!(fused_optim::TorchaoAdam::adamw8bit(), lr, eps, weight_decay);
+    each!(Rprop::default(), lr);
+    each!(Asgd::default(), lr, weight_decay);
+    for (etas, step_sizes, name, value) in [
+        ((0.5, BIG), (1e-6, 50.0), "etas[1]", BIG),
+        ((0.5, 1.2), (-BIG, 50.0), "step_sizes[0]", -BIG),
+        ((0.5, 1.2), (1e-6, BIG), "step_sizes[1]", BIG),
+    ] {
+        let o = Rprop {
+            etas,
+            step_sizes,
+            ..Rprop::default()
+        };
+        rejects(o, name, value);
+    }
+    accepts(Rprop {
+        etas: (0.5, f64::from(f32::MAX)),
+        step_sizes: (-f64::from(f32::MAX), f64::from(f32::MAX)),
+        ..Rprop::default()
+    });
     // torch converts an infinite learning rate (and steps to ±inf or NaN): not a range error.
     accepts(Sgd {
         lr: f64::INFINITY,

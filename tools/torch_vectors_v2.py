@@ -26,6 +26,15 @@ the parameters recorded after every ``step()`` (see ``shared/spec/torch-vectors.
   file to keep it small (their step differs from ``AdamW4bit`` / ``AdamWFp8`` only as
   ``Adam8bit`` differs from ``AdamW8bit``).
 
+* ``rprop.json`` / ``asgd.json``: ``torch.optim.Rprop`` and ``torch.optim.ASGD`` on the CPU's
+  default single-tensor path (``"single"``, ``foreach=False``), each option covered (maximize,
+  weight_decay, non-default etas and step_sizes, a ``t0`` small enough that averaging starts
+  within the steps) and one ``foreach=True`` case each, all float32 (see the note at
+  ``RA_CASES`` on bf16), with torch's state after every step in ``expected_state`` (Rprop:
+  ``prev``, ``step_size``; ASGD: ``ax``). Their lengths are fixed (``--ra-large`` for the large
+  ones). The generator also reports whether ``foreach=True`` gives the same bits as the
+  single-tensor path (torch 2.15: yes for Rprop, no for ASGD).
+
 Floats are written as in ``tools/torch_vectors.py``: the shortest decimal that parses (as an
 f64) to exactly the f32 value, and ``"nan"``, ``"inf"``, ``"-inf"`` for non-finite values; bf16
 and f16 values are written as the f32 values they convert to exactly. ``hyper`` holds exactly
@@ -39,7 +48,8 @@ C++ compiler for inductor)::
     python3 -m venv /root/torchvenv
     /root/torchvenv/bin/pip install torch==2.15.* torchao==0.18.* numpy
 
-Regenerate the committed vectors (tests/vectors/fused_bf16.json, fused_f16.json, torchao.json)::
+Regenerate the committed vectors (tests/vectors/fused_bf16.json, fused_f16.json, torchao.json,
+rprop.json, asgd.json)::
 
     /root/torchvenv/bin/python tools/torch_vectors_v2.py --out tests/vectors
 
@@ -50,7 +60,7 @@ Unseen vectors for checking the crate (other seed, lengths, steps and hyperparam
     TORCH_VECTORS=$(ls /tmp/vectors7/*.json | paste -sd:) \\
         cargo test --release --test torch_parity
 
-``--which fused`` or ``--which torchao`` writes only one family. The torchao cases compile one
+``--which fused``, ``--which torchao`` or ``--which rprop_asgd`` writes only one family. The torchao cases compile one
 kernel per distinct (class, shape, dtype, hyperparameters), a few seconds to a few tens of
 seconds each on the CPU; inductor's on-disk cache makes a second run faster.
 """
@@ -151,6 +161,49 @@ AO_CASES = [
 ]
 
 
+# (name, optimizer, hyper, implementation, dtype, length or None for the next of --lengths,
+#  input kind). Rprop's first step moves by lr, later ones by the adapted step sizes; ASGD's
+#  averaging starts at the first step t > t0 + 2.
+RA_CASES = [
+    ("rprop_defaults", "Rprop", {}, "single", "float32", 7, "normal"),
+    ("rprop_maximize", "Rprop", {"lr": 0.05, "maximize": True}, "single", "float32", 17,
+     "normal"),
+    ("rprop_etas_step_sizes", "Rprop",
+     {"lr": 0.02, "etas": [0.3, 1.7], "step_sizes": [1e-3, 0.1]}, "single", "float32", 33,
+     "normal"),
+    # lr above the maximum: the first step clamps it.
+    ("rprop_lr_clamped", "Rprop", {"lr": 1.0, "step_sizes": [1e-6, 0.5]}, "single", "float32",
+     9, "normal"),
+    # Zeros, sign flips every step, products that underflow in f32.
+    ("rprop_signs", "Rprop", {"lr": 0.01, "etas": [0.6, 1.1]}, "single", "float32", 40,
+     "signs"),
+    ("rprop_large", "Rprop", {"lr": 0.03, "etas": [0.4, 1.3], "step_sizes": [1e-4, 1.0]},
+     "single", "float32", LARGE, "normal"),
+    ("rprop_foreach", "Rprop", {"lr": 0.03, "etas": [0.4, 1.3], "maximize": True}, "foreach",
+     "float32", 24, "signs"),
+    ("asgd_defaults", "ASGD", {}, "single", "float32", 7, "normal"),
+    ("asgd_t0", "ASGD", {"lr": 0.05, "t0": 3}, "single", "float32", 17, "normal"),
+    ("asgd_lambd_alpha", "ASGD", {"lr": 0.1, "lambd": 0.5, "alpha": 1.0, "t0": 0}, "single",
+     "float32", 33, "normal"),
+    ("asgd_weight_decay", "ASGD", {"lr": 0.02, "weight_decay": 0.1, "t0": 2}, "single",
+     "float32", 9, "normal"),
+    ("asgd_maximize", "ASGD",
+     {"lr": 0.01, "maximize": True, "t0": 1, "weight_decay": 0.05, "lambd": 0.01}, "single",
+     "float32", 24, "normal"),
+    ("asgd_large", "ASGD", {"lr": 0.03, "t0": 4, "alpha": 0.5, "lambd": 0.1}, "single",
+     "float32", LARGE, "normal"),
+    ("asgd_foreach", "ASGD", {"lr": 0.05, "t0": 2, "weight_decay": 0.1}, "foreach", "float32",
+     17, "normal"),
+]
+RA_STATE = {"Rprop": ("prev", "step_size"), "ASGD": ("ax",)}
+RA_FILES = {"Rprop": "rprop", "ASGD": "asgd"}
+# No bf16 cases: torch's for-loop Rprop and ASGD (neither has a fused kernel) round every
+# operation to bf16 (Rprop even its etas: bf16(1.2) = 1.203125), where the crate computes each
+# element in f32 and rounds once per store, as torch's fused kernels do. Measured with
+# torch 2.15: ASGD's parameters and `ax` then differ by 3 bf16 ulps within a few steps, more
+# than the 2 the spec allows; Rprop's step sizes drift the same way.
+
+
 def f32(x):
     """A float32 value as a Python float (exact), or its string form when non-finite."""
     x = float(np.float32(x))
@@ -169,6 +222,8 @@ def randomize(hyper, optimizer, rng, amsgrad_ok=True):
     """Other valid hyperparameters for the same case shape (for unseen vectors).
     `amsgrad_ok=False` never turns amsgrad on (torchao cannot run it on quantized state)."""
     h = dict(hyper)
+    if optimizer in ("Rprop", "ASGD"):
+        return randomize_rprop_asgd(h, optimizer, rng)
     h["lr"] = sig(h.get("lr", DEFAULT_LR[optimizer]) * 10 ** rng.uniform(-0.5, 0.5))
     adam_like = optimizer not in ("SGD", "Adagrad")
     if adam_like:
@@ -197,6 +252,27 @@ def randomize(hyper, optimizer, rng, amsgrad_ok=True):
     for flag in sorted(flags):
         if rng.uniform() < 0.3:
             h[flag] = not h.get(flag, False)
+    return h
+
+
+def randomize_rprop_asgd(h, optimizer, rng):
+    h["lr"] = sig(h.get("lr", 1e-2) * 10 ** rng.uniform(-0.5, 0.5))
+    if optimizer == "Rprop":
+        if "etas" in h or rng.uniform() < 0.5:
+            h["etas"] = [sig(rng.uniform(0.1, 0.9)), sig(rng.uniform(1.05, 2.0))]
+        if "step_sizes" in h or rng.uniform() < 0.5:
+            h["step_sizes"] = [sig(10 ** rng.uniform(-7, -3)), sig(10 ** rng.uniform(-1.5, 1))]
+    else:
+        if "t0" in h or rng.uniform() < 0.5:
+            h["t0"] = int(rng.integers(0, 6))
+        if "lambd" in h or rng.uniform() < 0.5:
+            h["lambd"] = sig(10 ** rng.uniform(-4, 0))
+        if "alpha" in h or rng.uniform() < 0.5:
+            h["alpha"] = sig(rng.uniform(0.0, 1.5))
+        if h.get("weight_decay", 0) != 0 or rng.uniform() < 0.3:
+            h["weight_decay"] = sig(rng.uniform(0.01, 0.2))
+    if rng.uniform() < 0.3:
+        h["maximize"] = not h.get("maximize", False)
     return h
 
 
@@ -237,9 +313,38 @@ def ao_inputs(n, steps, dtype, rng):
 
 def constructor_kwargs(hyper):
     kwargs = dict(hyper)
-    if "betas" in kwargs:
-        kwargs["betas"] = tuple(kwargs["betas"])
+    for key in ("betas", "etas", "step_sizes"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
     return kwargs
+
+
+def signs_inputs(n, steps, rng):
+    """Rprop's edge cases: gradients whose signs flip often, exact zeros, and tiny values whose
+    products with the previous gradient underflow to 0 in f32."""
+    params = rng.standard_normal(n)
+    grads = []
+    for _ in range(steps):
+        g = rng.standard_normal(n)
+        g = np.where(rng.uniform(size=n) < 0.15, 0.0, g)
+        g = np.where(rng.uniform(size=n) < 0.1, np.sign(g) * 1e-25, g)
+        grads.append(g)
+    return to_dtype(params, "float32"), [to_dtype(g, "float32") for g in grads]
+
+
+def run_with_state(opt_class, kwargs, params, grads, dtype, names):
+    """As `run`, also recording the named state tensors after every step."""
+    tdt = TORCH_DTYPES[dtype]
+    p = torch.nn.Parameter(torch.from_numpy(params.copy()).to(tdt))
+    opt = opt_class([p], **kwargs)
+    out, states = [], {name: [] for name in names}
+    for g in grads:
+        p.grad = torch.from_numpy(g.copy()).to(tdt)
+        opt.step()
+        out.append(p.detach().float().numpy().copy())
+        for name in names:
+            states[name].append(opt.state[p][name].detach().float().numpy().copy())
+    return out, states
 
 
 def run(opt_class, kwargs, params, grads, dtype):
@@ -272,7 +377,14 @@ def write_file(path, cases, extra_top=()):
         lines.append(",\n".join(floats(g) for g in c["grads"]))
         lines.append('],"expected":[')
         lines.append(",\n".join(floats(e) for e in c["expected"]))
-        lines.append("]}" + ("," if k + 1 < len(cases) else ""))
+        if "expected_state" in c:
+            lines.append('],"expected_state":{')
+            named = [f'{json.dumps(name)}:[\n' + ",\n".join(floats(r) for r in rows) + "\n]"
+                     for name, rows in c["expected_state"].items()]
+            lines.append(",\n".join(named))
+            lines.append("}}" + ("," if k + 1 < len(cases) else ""))
+        else:
+            lines.append("]}" + ("," if k + 1 < len(cases) else ""))
     lines.append("]}")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -293,6 +405,9 @@ def check_file(path):
         steps = len(c["grads"])
         assert steps == len(c["expected"]) and steps > 0, (path, c["name"])
         rows = [c["params"], *c["grads"], *c["expected"]]
+        for name, state_rows in c.get("expected_state", {}).items():
+            assert len(state_rows) == steps, (path, c["name"], name)
+            rows.extend(state_rows)
         assert all(len(r) == len(c["params"]) for r in rows), (path, c["name"])
         for row in rows:
             finite = np.array([x for x in row if not isinstance(x, str)], dtype=np.float64)
@@ -374,17 +489,58 @@ def generate_torchao(args):
              (("torchao", torchao.__version__.split("+")[0]),))]
 
 
+def generate_rprop_asgd(args):
+    files = {stem: [] for stem in RA_FILES.values()}
+    for index, (name, optimizer, hyper, implementation, dtype, n, kind) in enumerate(RA_CASES):
+        rng = np.random.default_rng([args.seed, len(FUSED_FILES) + 1, index])
+        steps = args.steps
+        if n == LARGE:
+            n, steps = args.ra_large, args.large_steps
+        if args.randomize_hyper:
+            hyper = randomize(hyper, optimizer, rng)
+        if kind == "signs":
+            params, grads = signs_inputs(n, steps, rng)
+        else:
+            params, grads = fused_inputs(n, steps, "normal", dtype, rng)
+        names = RA_STATE[optimizer]
+        opt_class = getattr(torch.optim, optimizer)
+        kwargs = constructor_kwargs(hyper)
+        runs = {}
+        for path in ("single", "foreach"):
+            runs[path] = run_with_state(opt_class, dict(kwargs, foreach=path == "foreach"),
+                                        params, grads, dtype, names)
+        same = all(np.array_equal(a.view(np.uint32), b.view(np.uint32))
+                   for a, b in zip(runs["single"][0] + [r for rows in runs["single"][1].values()
+                                                        for r in rows],
+                                   runs["foreach"][0] + [r for rows in runs["foreach"][1].values()
+                                                         for r in rows]))
+        print(f"  {name}: foreach {'bit-identical to' if same else 'differs from'} single",
+              flush=True)
+        expected, states = runs[implementation]
+        case = {
+            "name": name, "optimizer": optimizer, "implementation": implementation,
+            # Rprop's operations (mul, sign, clamp, addcmul) have no FMA; ASGD's add(alpha) has.
+            "exact": optimizer == "Rprop" and dtype == "float32", "dtype": dtype,
+            "hyper": hyper, "params": params, "grads": grads, "expected": expected,
+        }
+        case["expected_state"] = states
+        files[RA_FILES[optimizer]].append(case)
+    return [(os.path.join(args.out, f"{stem}.json"), cases, ()) for stem, cases in files.items()]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=20150, help="base seed (default 20150)")
     ap.add_argument("--out", required=True, help="directory for the *.json files")
-    ap.add_argument("--which", choices=("fused", "torchao", "all"), default="all",
+    ap.add_argument("--which", choices=("fused", "torchao", "rprop_asgd", "all"), default="all",
                     help="which files to write (default all)")
     ap.add_argument("--steps", type=int, default=10, help="steps of the fused cases (default 10)")
     ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)),
                     help="comma-separated lengths, dealt to the fused cases in turn")
     ap.add_argument("--large", type=int, default=4099,
                     help="length of the large fused cases (default 4099)")
+    ap.add_argument("--ra-large", type=int, default=1031,
+                    help="length of the large Rprop and ASGD cases (default 1031)")
     ap.add_argument("--large-steps", type=int, default=8,
                     help="steps of the large fused cases (default 8)")
     ap.add_argument("--ao-length", type=int, default=4096,
@@ -406,12 +562,15 @@ def main():
     lengths = [int(x) for x in args.lengths.split(",") if x]
     os.makedirs(args.out, exist_ok=True)
 
-    for family in ("fused", "torchao"):
+    generators = {"fused": lambda: generate_fused(args, lengths),
+                  "torchao": lambda: generate_torchao(args),
+                  "rprop_asgd": lambda: generate_rprop_asgd(args)}
+    for family, generate in generators.items():
         if args.which not in (family, "all"):
             continue
         started = time.time()
         print(f"{family}:", flush=True)
-        files = generate_fused(args, lengths) if family == "fused" else generate_torchao(args)
+        files = generate()
         for path, cases, extra in files:
             n_cases, n_values = write_file(path, cases, extra)
             print(f"{path}: {n_cases} cases, {n_values} values, {os.path.getsize(path)} bytes",

@@ -4,7 +4,8 @@
  * defaults, validation and order of operations; the same bits as the Rust crate on every
  * backend. No allocation; no function unwinds or panics.
  *
- * For each optimizer X (sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion):
+ * For each optimizer X (sgd, adam, adagrad, adadelta, rmsprop, adamax, nadam, radam, lion, rprop,
+ * asgd):
  *   FoX    fo_X_default(void)                       torch's defaults
  *   int    fo_X_validate(const FoX *opt)            FO_OK or the first error
  *   size_t fo_X_state_len(const FoX *opt, size_t n) state floats for n parameters (0 if opt is NULL)
@@ -17,7 +18,8 @@
  * X is also torchao_adam (torchao's low-bit Adam/AdamW: FoTorchaoAdam, fo_torchao_*_default).
  * sparse_adam (torch.optim.SparseAdam: FoSparseAdam) has default, validate, state_len and
  * init_state, and fo_sparse_adam_step over the rows of a table that a sparse gradient touches.
- * Steps are numbered from 1. NAdam's step also takes its scalar state (see fo_nadam_step).
+ * Steps are numbered from 1. NAdam's and ASGD's steps also take their scalar state (see
+ * fo_nadam_step, fo_asgd_step). Rprop's fresh state is not zeros: use fo_rprop_init_state.
  * Boolean options are int32_t: nonzero means true.
  *
  * Pointers: params and grads hold n floats, state holds state_len floats; each may be NULL only
@@ -327,6 +329,63 @@ int fo_lion_init_state_ex(const FoLion *opt, const FoState *state);
 int fo_lion_step(const FoLion *opt, uint64_t step, float *params, const float *grads,
                  size_t n, float *state, size_t state_len);
 int fo_lion_step_ex(const FoLion *opt, uint64_t step, const FoPiece *piece);
+
+/* torch.optim.Rprop's hyperparameters (etas = (eta_minus, eta_plus), step_sizes = (min, max)).
+   State: prev, then step_size (2 planes). A fresh state has step_size = lr, not zeros: write it
+   with fo_rprop_init_state / fo_rprop_init_state_ex. */
+typedef struct FoRprop {
+    double lr;
+    double eta_minus;
+    double eta_plus;
+    double step_size_min;
+    double step_size_max;
+    int32_t maximize;
+} FoRprop;
+FO_STATIC_ASSERT(sizeof(FoRprop) == 48, "FoRprop layout");
+
+FoRprop fo_rprop_default(void);
+int fo_rprop_validate(const FoRprop *opt);
+size_t fo_rprop_state_len(const FoRprop *opt, size_t n);
+int fo_rprop_init_state(const FoRprop *opt, float *state, size_t state_len);
+int fo_rprop_init_state_ex(const FoRprop *opt, const FoState *state);
+int fo_rprop_step(const FoRprop *opt, uint64_t step, float *params, const float *grads,
+                  size_t n, float *state, size_t state_len);
+int fo_rprop_step_ex(const FoRprop *opt, uint64_t step, const FoPiece *piece);
+
+/* torch.optim.ASGD's hyperparameters. State: ax, the averaged parameters (1 plane, zeros to
+   start). */
+typedef struct FoAsgd {
+    double lr;
+    double lambd;
+    double alpha;
+    double t0;
+    double weight_decay;
+    int32_t maximize;
+} FoAsgd;
+FO_STATIC_ASSERT(sizeof(FoAsgd) == 48, "FoAsgd layout");
+
+FoAsgd fo_asgd_default(void);
+int fo_asgd_validate(const FoAsgd *opt);
+size_t fo_asgd_state_len(const FoAsgd *opt, size_t n);
+int fo_asgd_init_state(const FoAsgd *opt, float *state, size_t state_len);
+int fo_asgd_init_state_ex(const FoAsgd *opt, const FoState *state);
+
+/* ASGD's scalar state (torch's float32 eta and mu), shared by every tensor of a step. */
+typedef struct FoAsgdScalars {
+    float eta; /* the step size the next step uses */
+    float mu;  /* the averaging weight the next step uses (1: ax copies the parameters) */
+} FoAsgdScalars;
+FO_STATIC_ASSERT(sizeof(FoAsgdScalars) == 8, "FoAsgdScalars layout");
+
+FoAsgdScalars fo_asgd_scalars_default(void);
+/* Pass the same *scalars for every tensor of step `step` (step 1 does not read them: torch's
+   fresh eta is lr and mu is 1); on success *scalars_after (may be NULL) receives the scalar
+   state for step + 1. */
+int fo_asgd_step(const FoAsgd *opt, uint64_t step, const FoAsgdScalars *scalars,
+                 FoAsgdScalars *scalars_after, float *params, const float *grads, size_t n,
+                 float *state, size_t state_len);
+int fo_asgd_step_ex(const FoAsgd *opt, uint64_t step, const FoAsgdScalars *scalars,
+                    FoAsgdScalars *scalars_after, const FoPiece *piece);
 
 /* torchao's low-bit Adam / AdamW (torchao.optim.AdamW8bit and its siblings, version 0.18): its
    formula with f32 scalars. State: 2 planes (exp_avg, exp_avg_sq), 3 with amsgrad, in any

@@ -2,7 +2,7 @@
 //! codes. The header is `include/fused_optim.h`.
 //!
 //! For each optimizer `X` (`sgd`, `adam`, `adagrad`, `adadelta`, `rmsprop`, `adamax`, `nadam`,
-//! `radam`, `lion`):
+//! `radam`, `lion`, `rprop`, `asgd`):
 //!
 //! | function | does |
 //! |---|---|
@@ -25,8 +25,9 @@
 //! `state_len` and `init_state` as above, and a step over the rows of an embedding table that
 //! a sparse gradient touches: `fo_sparse_adam_step`.
 //!
-//! NAdam's step also takes the scalar state (`mu_product`) before the step and returns it
-//! after. Boolean options are `int32_t`, nonzero meaning true. Every function checks its
+//! NAdam's and ASGD's steps also take the scalar state (`mu_product`; `eta` and `mu`) before
+//! the step and return it after. Rprop's fresh state is not zeros (its step sizes start at
+//! `lr`): write it with `fo_rprop_init_state` / `fo_rprop_init_state_ex`. Boolean options are `int32_t`, nonzero meaning true. Every function checks its
 //! pointers (NULL is accepted only with a zero length), rejects overlapping buffers, and returns
 //! a status before writing anything: see the `FO_*` constants. No function unwinds or panics
 //! (the library is built with `panic = "abort"`, and the kernels have no panic path).
@@ -37,9 +38,7 @@
 use core::ffi::{c_int, c_void};
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, NAdamScalars, Optimizer,
-    Params, RAdam, RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam,
-    bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, NAdamScalars, Optimizer, Params, RAdam, RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16, Asgd, AsgdScalars, Rprop,
 };
 
 /// Success.
@@ -631,7 +630,7 @@ macro_rules! c_functions {
             }
         }
 
-        #[doc = concat!("Writes a fresh ", $name, " state in any format (zeroed buffers already are one, except for an Adagrad with a nonzero `initial_accumulator_value`).")]
+        #[doc = concat!("Writes a fresh ", $name, " state in any format (zeroed buffers already are one, except for an Adagrad with a nonzero `initial_accumulator_value` and for Rprop, whose step sizes start at `lr`).")]
         ///
         /// Returns `FO_OK`, or an error status with nothing written.
         ///
@@ -1318,6 +1317,227 @@ c_functions!(
     fo_lion_step,
     fo_lion_step_ex
 );
+
+/// `torch.optim.Rprop`'s hyperparameters. The state is `prev` then `step_size` (2 planes);
+/// a fresh one has `step_size = lr` (`fo_rprop_init_state`), not zeros.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoRprop {
+    /// Learning rate: the initial step size.
+    pub lr: f64,
+    /// η−, the factor that shrinks a step size (in (0, 1)).
+    pub eta_minus: f64,
+    /// η+, the factor that grows a step size (> 1).
+    pub eta_plus: f64,
+    /// The smallest step size.
+    pub step_size_min: f64,
+    /// The largest step size.
+    pub step_size_max: f64,
+    /// Maximize (nonzero: true).
+    pub maximize: i32,
+}
+
+impl CConfig for FoRprop {
+    type Rust = Rprop;
+    fn to_rust(&self) -> Result<Rprop, c_int> {
+        Ok(Rprop {
+            lr: self.lr,
+            etas: (self.eta_minus, self.eta_plus),
+            step_sizes: (self.step_size_min, self.step_size_max),
+            maximize: flag(self.maximize),
+        })
+    }
+    fn from_rust(r: &Rprop) -> Self {
+        FoRprop {
+            lr: r.lr,
+            eta_minus: r.etas.0,
+            eta_plus: r.etas.1,
+            step_size_min: r.step_sizes.0,
+            step_size_max: r.step_sizes.1,
+            maximize: int(r.maximize),
+        }
+    }
+}
+c_functions!(
+    FoRprop,
+    Rprop,
+    "Rprop",
+    fo_rprop_default,
+    fo_rprop_validate,
+    fo_rprop_state_len,
+    fo_rprop_init_state,
+    fo_rprop_init_state_ex,
+    fo_rprop_step,
+    fo_rprop_step_ex
+);
+
+/// `torch.optim.ASGD`'s hyperparameters. The state is `ax` (1 plane; zeros are a fresh state).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoAsgd {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay term λ.
+    pub lambd: f64,
+    /// Power α of the η schedule.
+    pub alpha: f64,
+    /// The step after which averaging starts.
+    pub t0: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Maximize (nonzero: true).
+    pub maximize: i32,
+}
+
+/// ASGD's scalar state, shared by every tensor at the same step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FoAsgdScalars {
+    /// The step size η the next step uses (not read by step 1).
+    pub eta: f32,
+    /// The averaging weight μ the next step uses (not read by step 1).
+    pub mu: f32,
+}
+
+impl CConfig for FoAsgd {
+    type Rust = Asgd;
+    fn to_rust(&self) -> Result<Asgd, c_int> {
+        Ok(Asgd {
+            lr: self.lr,
+            lambd: self.lambd,
+            alpha: self.alpha,
+            t0: self.t0,
+            weight_decay: self.weight_decay,
+            maximize: flag(self.maximize),
+        })
+    }
+    fn from_rust(r: &Asgd) -> Self {
+        FoAsgd {
+            lr: r.lr,
+            lambd: r.lambd,
+            alpha: r.alpha,
+            t0: r.t0,
+            weight_decay: r.weight_decay,
+            maximize: int(r.maximize),
+        }
+    }
+}
+c_functions!(
+    FoAsgd,
+    Asgd,
+    "ASGD",
+    fo_asgd_default,
+    fo_asgd_validate,
+    fo_asgd_state_len,
+    fo_asgd_init_state,
+    fo_asgd_init_state_ex
+);
+
+/// ASGD's scalar state before the first step (torch's fresh state for the default `lr`;
+/// step 1 does not read it).
+#[unsafe(no_mangle)]
+pub extern "C" fn fo_asgd_scalars_default() -> FoAsgdScalars {
+    let d = AsgdScalars::default();
+    FoAsgdScalars {
+        eta: d.eta,
+        mu: d.mu,
+    }
+}
+
+/// Reads ASGD's scalar state before the step, runs `f`, and writes the state after it to
+/// `scalars_after` (when not NULL) on success.
+///
+/// # Safety
+/// `scalars` is NULL or points to a valid struct, `scalars_after` is NULL or writable.
+unsafe fn with_asgd_scalars(
+    scalars: *const FoAsgdScalars,
+    scalars_after: *mut FoAsgdScalars,
+    f: impl FnOnce(&AsgdScalars, (usize, usize)) -> Result<AsgdScalars, c_int>,
+) -> c_int {
+    if scalars.is_null() || !scalars.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    if !scalars_after.is_null() && !scalars_after.is_aligned() {
+        return FO_ERR_POINTER;
+    }
+    // SAFETY: non-NULL, aligned, valid by the caller's contract.
+    let FoAsgdScalars { eta, mu } = unsafe { *scalars };
+    let before = AsgdScalars { eta, mu };
+    // Written after the step: it must not overlap any buffer the step reads or writes.
+    let out = range(
+        scalars_after.cast_const(),
+        usize::from(!scalars_after.is_null()),
+    );
+    match f(&before, out) {
+        Ok(after) => {
+            if !scalars_after.is_null() {
+                // SAFETY: non-NULL, aligned, writable by the caller's contract.
+                unsafe {
+                    *scalars_after = FoAsgdScalars {
+                        eta: after.eta,
+                        mu: after.mu,
+                    }
+                };
+            }
+            FO_OK
+        }
+        Err(e) => e,
+    }
+}
+
+/// One ASGD step on one tensor. `scalars` is the scalar state before step `step` (the same
+/// for every tensor of that step; not read at step 1); on success `scalars_after` (may be
+/// NULL) receives the state for the next step.
+///
+/// Returns `FO_OK`, or an error status with nothing written.
+///
+/// # Safety
+/// As `fo_adam_step`; `scalars` points to a valid struct, `scalars_after` is NULL or writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn fo_asgd_step(
+    opt: *const FoAsgd,
+    step: u64,
+    scalars: *const FoAsgdScalars,
+    scalars_after: *mut FoAsgdScalars,
+    params: *mut f32,
+    grads: *const f32,
+    n: usize,
+    state: *mut f32,
+    state_len: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_asgd_scalars(scalars, scalars_after, |before, out| {
+            read(opt)
+                .and_then(|o| step_impl(o, step, before, out, params, grads, n, state, state_len))
+        })
+    }
+}
+
+/// One ASGD step on one piece of a tensor in any storage format (see `FoPiece`), with the
+/// scalar state as in `fo_asgd_step`.
+///
+/// Returns `FO_OK`, or an error status with nothing written.
+///
+/// # Safety
+/// As `fo_adam_step_ex`; `scalars` points to a valid struct, `scalars_after` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fo_asgd_step_ex(
+    opt: *const FoAsgd,
+    step: u64,
+    scalars: *const FoAsgdScalars,
+    scalars_after: *mut FoAsgdScalars,
+    piece: *const FoPiece,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_asgd_scalars(scalars, scalars_after, |before, out| {
+            read(opt).and_then(|o| step_ex_impl(o, step, before, out, piece))
+        })
+    }
+}
 
 /// torchao's low-bit Adam / AdamW hyperparameters (`torchao.optim.AdamW8bit` and its siblings,
 /// version 0.18): its formula, with f32 scalars. Start from one of the `fo_torchao_*_default`

@@ -160,6 +160,39 @@ fn exported() -> Vec<(&'static str, usize)> {
         fo_lion_init_state
     );
     v.push(("fo_lion_step", fo_lion_step as Step<FoLion> as usize));
+    four!(
+        v,
+        FoRprop,
+        fo_rprop_default,
+        fo_rprop_validate,
+        fo_rprop_state_len,
+        fo_rprop_init_state
+    );
+    v.push(("fo_rprop_step", fo_rprop_step as Step<FoRprop> as usize));
+    four!(
+        v,
+        FoAsgd,
+        fo_asgd_default,
+        fo_asgd_validate,
+        fo_asgd_state_len,
+        fo_asgd_init_state
+    );
+    type AsgdStep = unsafe extern "C" fn(
+        *const FoAsgd,
+        u64,
+        *const FoAsgdScalars,
+        *mut FoAsgdScalars,
+        *mut f32,
+        *const f32,
+        usize,
+        *mut f32,
+        usize,
+    ) -> c_int;
+    v.push(("fo_asgd_step", fo_asgd_step as AsgdStep as usize));
+    v.push((
+        "fo_asgd_scalars_default",
+        fo_asgd_scalars_default as Default<FoAsgdScalars> as usize,
+    ));
     ex!(v, FoSgd, fo_sgd_init_state_ex, fo_sgd_step_ex);
     ex!(v, FoAdam, fo_adam_init_state_ex, fo_adam_step_ex);
     ex!(v, FoAdagrad, fo_adagrad_init_state_ex, fo_adagrad_step_ex);
@@ -174,6 +207,16 @@ fn exported() -> Vec<(&'static str, usize)> {
     ex!(v, FoNadam, fo_nadam_init_state_ex);
     ex!(v, FoRadam, fo_radam_init_state_ex, fo_radam_step_ex);
     ex!(v, FoLion, fo_lion_init_state_ex, fo_lion_step_ex);
+    ex!(v, FoRprop, fo_rprop_init_state_ex, fo_rprop_step_ex);
+    ex!(v, FoAsgd, fo_asgd_init_state_ex);
+    type AsgdStepEx = unsafe extern "C" fn(
+        *const FoAsgd,
+        u64,
+        *const FoAsgdScalars,
+        *mut FoAsgdScalars,
+        *const FoPiece,
+    ) -> c_int;
+    v.push(("fo_asgd_step_ex", fo_asgd_step_ex as AsgdStepEx as usize));
     type NadamStepEx = unsafe extern "C" fn(
         *const FoNadam,
         u64,
@@ -407,6 +450,18 @@ fn struct_layouts_match_the_header() {
         (40, 32)
     );
     assert_eq!(
+        (size_of::<FoRprop>(), offset_of!(FoRprop, maximize)),
+        (48, 40)
+    );
+    assert_eq!(
+        (size_of::<FoAsgd>(), offset_of!(FoAsgd, maximize)),
+        (48, 40)
+    );
+    assert_eq!(
+        (size_of::<FoAsgdScalars>(), offset_of!(FoAsgdScalars, mu)),
+        (8, 4)
+    );
+    assert_eq!(
         (
             size_of::<FoTorchaoAdam>(),
             offset_of!(FoTorchaoAdam, amsgrad),
@@ -454,6 +509,9 @@ fn struct_layouts_match_the_header() {
         ("sizeof(FoNadam) == 56", 0),
         ("sizeof(FoRadam) == 48", 0),
         ("sizeof(FoLion) == 40", 0),
+        ("sizeof(FoRprop) == 48", 0),
+        ("sizeof(FoAsgd) == 48", 0),
+        ("sizeof(FoAsgdScalars) == 8", 0),
         ("sizeof(FoTorchaoAdam) == 56", 0),
         ("sizeof(FoSparseAdam) == 40", 0),
     ] {
@@ -545,6 +603,181 @@ fn defaults_are_torchs() {
     assert_eq!(fo_rmsprop_default().alpha, 0.99);
     assert_eq!(fo_adagrad_default().eps, 1e-10);
     assert_eq!(fo_adadelta_default().rho, 0.9);
+    let r = fo_rprop_default();
+    assert_eq!(
+        (
+            r.lr,
+            r.eta_minus,
+            r.eta_plus,
+            r.step_size_min,
+            r.step_size_max,
+            r.maximize
+        ),
+        (1e-2, 0.5, 1.2, 1e-6, 50.0, 0)
+    );
+    let a = fo_asgd_default();
+    assert_eq!(
+        (a.lr, a.lambd, a.alpha, a.t0, a.weight_decay, a.maximize),
+        (1e-2, 1e-4, 0.75, 1e6, 0.0, 0)
+    );
+    assert_eq!(
+        fo_asgd_scalars_default(),
+        FoAsgdScalars { eta: 0.01, mu: 1.0 }
+    );
+}
+
+/// Rprop through the C ABI: the fresh state has step_size = lr (init_state and init_state_ex),
+/// and a sign change shrinks the step and zeroes the gradient.
+#[test]
+fn rprop_by_hand() {
+    let opt = FoRprop {
+        lr: 0.5,
+        ..fo_rprop_default()
+    };
+    let mut s = [9.0f32; 4];
+    assert_eq!(unsafe { fo_rprop_state_len(&opt, 2) }, 4);
+    assert_eq!(
+        unsafe { fo_rprop_init_state(&opt, s.as_mut_ptr(), 4) },
+        FO_OK
+    );
+    assert_eq!(s, [0.0, 0.0, 0.5, 0.5]);
+    // An odd state length is not two planes: refused, nothing written.
+    assert_eq!(
+        unsafe { fo_rprop_init_state(&opt, s.as_mut_ptr(), 3) },
+        FO_ERR_LENGTH
+    );
+    let mut p = [1.0f32, 1.0];
+    let g1 = [1.0f32, -1.0];
+    let g2 = [2.0f32, 1.0];
+    assert_eq!(
+        unsafe { fo_rprop_step(&opt, 1, p.as_mut_ptr(), g1.as_ptr(), 2, s.as_mut_ptr(), 4) },
+        FO_OK
+    );
+    assert_eq!(p, [0.5, 1.5]);
+    assert_eq!(
+        unsafe { fo_rprop_step(&opt, 2, p.as_mut_ptr(), g2.as_ptr(), 2, s.as_mut_ptr(), 4) },
+        FO_OK
+    );
+    assert_eq!(s, [2.0, 0.0, 0.5f32 * 1.2f32, 0.25]);
+    assert_eq!(p, [0.5 - 0.5f32 * 1.2f32, 1.5]);
+    // init_state_ex in bf16.
+    let mut v = [0xffffu16; 4];
+    let st = FoState {
+        values: v.as_mut_ptr().cast(),
+        values_len: 4,
+        codes: core::ptr::null_mut(),
+        codes_len: 0,
+        scales: core::ptr::null_mut(),
+        scales_len: 0,
+        format: FO_STATE_BF16,
+    };
+    assert_eq!(unsafe { fo_rprop_init_state_ex(&opt, &st) }, FO_OK);
+    assert_eq!(v, [0, 0, 0x3f00, 0x3f00]);
+    let bad = FoRprop {
+        eta_plus: 1.0,
+        ..opt
+    };
+    assert_eq!(
+        unsafe { fo_rprop_validate(&bad) },
+        FO_ERR_INVALID_HYPERPARAMETER
+    );
+}
+
+#[test]
+fn asgd_carries_its_scalars() {
+    let c = FoAsgd {
+        lr: 0.05,
+        t0: 1.0,
+        weight_decay: 0.1,
+        ..fo_asgd_default()
+    };
+    let opt = c.to_rust().unwrap();
+    let n = 11;
+    let mut pc = std::vec![0.5f32; n];
+    let mut pr = pc.clone();
+    let (mut sc, mut sr) = (std::vec![0.0f32; n], std::vec![0.0f32; n]);
+    let mut scalars = fo_asgd_scalars_default();
+    let mut rs = AsgdScalars::default();
+    for t in 1..=6u64 {
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 - 5.0) * 0.1 * t as f32).collect();
+        let mut after = FoAsgdScalars {
+            eta: f32::NAN,
+            mu: f32::NAN,
+        };
+        let st = unsafe {
+            fo_asgd_step(
+                &c,
+                t,
+                &scalars,
+                &mut after,
+                pc.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                n,
+            )
+        };
+        assert_eq!(st, FO_OK);
+        let plan = opt.plan(t, &rs).unwrap();
+        plan.apply(&mut pr, &g, &mut sr).unwrap();
+        rs = plan.scalars_after();
+        assert_eq!(
+            (after.eta.to_bits(), after.mu.to_bits()),
+            (rs.eta.to_bits(), rs.mu.to_bits())
+        );
+        scalars = after;
+        assert_eq!(pc, pr);
+        assert_eq!(sc, sr);
+    }
+    assert!(scalars.mu < 1.0);
+    // NULL scalars are refused; an invalid scalar state too, with nothing written.
+    let g = std::vec![0.1f32; n];
+    let (p0, s0) = (pc.clone(), sc.clone());
+    let bad = FoAsgdScalars { eta: -1.0, mu: 0.5 };
+    for (ptr, want) in [
+        (core::ptr::null(), FO_ERR_POINTER),
+        (&bad as *const FoAsgdScalars, FO_ERR_INVALID_HYPERPARAMETER),
+    ] {
+        let st = unsafe {
+            fo_asgd_step(
+                &c,
+                2,
+                ptr,
+                core::ptr::null_mut(),
+                pc.as_mut_ptr(),
+                g.as_ptr(),
+                n,
+                sc.as_mut_ptr(),
+                n,
+            )
+        };
+        assert_eq!(st, want);
+        assert_eq!((&pc, &sc), (&p0, &s0));
+    }
+    // scalars_after inside the state: an overlap, with nothing written (also through _ex).
+    let out: *mut FoAsgdScalars = sc[2..].as_mut_ptr().cast();
+    let st = unsafe {
+        fo_asgd_step(
+            &c,
+            2,
+            &scalars,
+            out,
+            pc.as_mut_ptr(),
+            g.as_ptr(),
+            n,
+            sc.as_mut_ptr(),
+            n,
+        )
+    };
+    assert_eq!(st, FO_ERR_OVERLAP);
+    let piece = piece_f32(&mut pc, &g, &mut sc);
+    let st = unsafe { fo_asgd_step_ex(&c, 2, &scalars, out, &piece) };
+    assert_eq!(st, FO_ERR_OVERLAP);
+    assert_eq!((&pc, &sc), (&p0, &s0));
+    let mut after = scalars;
+    let st = unsafe { fo_asgd_step_ex(&c, 7, &scalars, &mut after, &piece) };
+    assert_eq!(st, FO_OK);
+    assert_ne!(after, scalars);
 }
 
 /// Runs `steps` steps through the C ABI and through the Rust API on the same inputs and
@@ -642,6 +875,15 @@ fn every_step_function_gives_the_rust_bits() {
         },
         fo_radam_step,
         fo_radam_init_state,
+    );
+    same_as_rust(
+        FoRprop {
+            maximize: 1,
+            eta_minus: 0.3,
+            ..fo_rprop_default()
+        },
+        fo_rprop_step,
+        fo_rprop_init_state,
     );
     same_as_rust(
         FoLion {

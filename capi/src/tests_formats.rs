@@ -326,6 +326,14 @@ fn every_format_gives_the_rust_bits() {
         fo_lion_step_ex,
         fo_lion_init_state_ex,
     );
+    same_bits_every_format(
+        FoRprop {
+            eta_plus: 1.5,
+            ..fo_rprop_default()
+        },
+        fo_rprop_step_ex,
+        fo_rprop_init_state_ex,
+    );
     for c in [
         fo_torchao_adamw8bit_default(),
         FoTorchaoAdam {

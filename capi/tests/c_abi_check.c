@@ -180,6 +180,37 @@ int main(void) {
         if (d == NULL || v == NULL || l == NULL || i == NULL || s == NULL) return 1;
     }
     {
+        FoRprop (*d)(void) = fo_rprop_default;
+        int (*v)(const FoRprop *) = fo_rprop_validate;
+        size_t (*l)(const FoRprop *, size_t) = fo_rprop_state_len;
+        int (*i)(const FoRprop *, float *, size_t) = fo_rprop_init_state;
+        int (*ie)(const FoRprop *, const FoState *) = fo_rprop_init_state_ex;
+        sink = (void *)&ie;
+        int (*s)(const FoRprop *, uint64_t, float *, const float *, size_t, float *, size_t) =
+            fo_rprop_step;
+        int (*se)(const FoRprop *, uint64_t, const FoPiece *) = fo_rprop_step_ex;
+        sink = (void *)&se;
+        sink = (void *)&d; sink = (void *)&v; sink = (void *)&l; sink = (void *)&i; sink = (void *)&s;
+        if (d == NULL || v == NULL || l == NULL || i == NULL || s == NULL) return 1;
+    }
+    {
+        FoAsgd (*d)(void) = fo_asgd_default;
+        int (*v)(const FoAsgd *) = fo_asgd_validate;
+        size_t (*l)(const FoAsgd *, size_t) = fo_asgd_state_len;
+        int (*i)(const FoAsgd *, float *, size_t) = fo_asgd_init_state;
+        int (*ie)(const FoAsgd *, const FoState *) = fo_asgd_init_state_ex;
+        sink = (void *)&ie;
+        int (*s)(const FoAsgd *, uint64_t, const FoAsgdScalars *, FoAsgdScalars *, float *,
+                 const float *, size_t, float *, size_t) = fo_asgd_step;
+        FoAsgdScalars (*sd)(void) = fo_asgd_scalars_default;
+        int (*se)(const FoAsgd *, uint64_t, const FoAsgdScalars *, FoAsgdScalars *, const FoPiece *) =
+            fo_asgd_step_ex;
+        sink = (void *)&sd;
+        sink = (void *)&se;
+        sink = (void *)&d; sink = (void *)&v; sink = (void *)&l; sink = (void *)&i; sink = (void *)&s;
+        if (d == NULL || v == NULL || l == NULL || i == NULL || s == NULL) return 1;
+    }
+    {
         int (*layout)(int32_t, size_t, size_t, FoStateLayout *) = fo_state_layout;
         FoTorchaoAdam (*d[6])(void) = {fo_torchao_adamw8bit_default, fo_torchao_adam8bit_default,
                                        fo_torchao_adamw4bit_default, fo_torchao_adam4bit_default,

@@ -34,8 +34,7 @@ pub mod rt;
 pub mod rt_riscv;
 
 use fused_optim::{
-    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam,
-    RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16,
+    Adadelta, Adagrad, Adam, Adamax, Backend, Error, Grads, Lion, NAdam, Optimizer, Params, RAdam, RMSprop, Sgd, SparseAdam, SparseGrad, State, StateFormat, StepPlan, TorchaoAdam, bf16, f16, Asgd, Rprop,
 };
 
 /// The tensor length of the `f32` cases: two 8-lane chunks and a 3-element tail on the
@@ -262,6 +261,30 @@ pub fn cases<V: Visit>(v: &mut V) {
             ..Lion::default()
         },
     );
+    v.case("rprop", 1, Rprop::default());
+    v.case(
+        "rprop etas step_sizes maximize",
+        1,
+        Rprop {
+            lr: 0.05,
+            etas: (0.3, 1.5),
+            step_sizes: (1e-3, 1.0),
+            maximize: true,
+        },
+    );
+    v.case("asgd", 1, Asgd::default());
+    v.case(
+        "asgd t0 0 lambd wd maximize",
+        1,
+        Asgd {
+            lr: 0.05,
+            lambd: 0.5,
+            t0: 0.0,
+            weight_decay: 0.1,
+            maximize: true,
+            ..Asgd::default()
+        },
+    );
     // Storage formats. 8-bit AdamW (torchao's formula) over two blocks of 256.
     let int8 = |params, grads| Storage {
         params,
@@ -414,6 +437,16 @@ pub fn cases<V: Visit>(v: &mut V) {
             eps: 1e-3,
             maximize: true,
         },
+    );
+    // Rprop's fresh state (step sizes at lr, not zeros) written into bf16 state.
+    v.case_in(
+        "rprop bf16 params, bf16 state",
+        1,
+        Rprop {
+            lr: 0.05,
+            ..Rprop::default()
+        },
+        &small(ParamStore::Bf16, GradStore::Bf16, StateFormat::Bf16),
     );
 }
 

@@ -312,7 +312,7 @@ impl StateFormat {
 
 /// One tensor's optimizer state in one of the [`StateFormat`]s. All planes of the tensor live
 /// in the same buffers, one plane after another (see [`StateFormat::layout`]). Zeroed buffers
-/// are a fresh state in every format (for Adagrad, write its initial value with
+/// are a fresh state in every format (for Adagrad and Rprop, write their initial values with
 /// [`Optimizer::init_state_in`](crate::Optimizer::init_state_in)).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -433,6 +433,105 @@ impl State<'_> {
 }
 
 /// A block whose every value is `x`: its scale and code.
+impl State<'_> {
+    /// Writes a fresh state whose planes start at different values (Rprop's `prev` at 0 and
+    /// `step_size` at `lr`): the buffers hold `values.len()` planes one after another, and
+    /// plane `j` gets `values[j]` as in [`State::fill`].
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when the buffers do not hold a whole number of planes (or a
+    /// [`State::Planes`] has another plane count); nothing is written then.
+    pub(crate) fn fill_planes(&mut self, values: &[f32]) -> Result<(), Error> {
+        let count = values.len();
+        if let State::Planes(p) = self {
+            if p.planes() != count {
+                return Err(Error::LengthMismatch {
+                    what: "state planes",
+                    expected: count,
+                    actual: p.planes(),
+                });
+            }
+            p.fill_each(values);
+            return Ok(());
+        }
+        let layout = self.layout();
+        for (what, len) in [
+            ("state", layout.values),
+            ("state codes", layout.codes),
+            ("state scales", layout.scales),
+        ] {
+            let whole = len
+                .checked_div(count)
+                .map_or(0, |each| each.wrapping_mul(count));
+            if whole != len {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: whole,
+                    actual: len,
+                });
+            }
+        }
+        match self {
+            State::Planes(_) => {}
+            State::F32(v) => each_plane(v, values, |p, x| State::F32(p).fill(x)),
+            State::Bf16(v) => each_plane(v, values, |p, x| State::Bf16(p).fill(x)),
+            State::F16(v) => each_plane(v, values, |p, x| State::F16(p).fill(x)),
+            State::Int8 { codes, scales } => {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
+                    State::Int8 { codes, scales }.fill(x);
+                });
+            }
+            State::Int4 { codes, scales } => {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
+                    State::Int4 { codes, scales }.fill(x);
+                });
+            }
+            State::Fp8 { codes, scales } => {
+                each_block_plane(codes, scales, values, |codes, scales, x| {
+                    State::Fp8 { codes, scales }.fill(x);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` on each of `values.len()` equal consecutive pieces of `buf` with its value.
+fn each_plane<T>(buf: &mut [T], values: &[f32], mut f: impl FnMut(&mut [T], f32)) {
+    let each = buf.len().checked_div(values.len()).unwrap_or(0);
+    let mut rest = buf;
+    for &x in values {
+        let (head, tail) = core::mem::take(&mut rest)
+            .split_at_mut_checked(each)
+            .unwrap_or_default();
+        rest = tail;
+        f(head, x);
+    }
+}
+
+/// [`each_plane`] over the codes and the scales of a block format together.
+fn each_block_plane(
+    codes: &mut [u8],
+    scales: &mut [f32],
+    values: &[f32],
+    mut f: impl FnMut(&mut [u8], &mut [f32], f32),
+) {
+    let codes_each = codes.len().checked_div(values.len()).unwrap_or(0);
+    let scales_each = scales.len().checked_div(values.len()).unwrap_or(0);
+    let (mut codes, mut scales) = (codes, scales);
+    for &x in values {
+        let (c, c_rest) = core::mem::take(&mut codes)
+            .split_at_mut_checked(codes_each)
+            .unwrap_or_default();
+        let (s, s_rest) = core::mem::take(&mut scales)
+            .split_at_mut_checked(scales_each)
+            .unwrap_or_default();
+        codes = c_rest;
+        scales = s_rest;
+        f(c, s, x);
+    }
+}
+
 fn quantize_one(x: f32, code: impl Fn(f32) -> u8, max: f32) -> (u8, f32) {
     let s = block_scale(libm::fabsf(x), max);
     (code(x / s), s)

@@ -332,6 +332,58 @@ impl<'a> StatePlanes<'a> {
     }
 }
 
+impl StatePlanes<'_> {
+    /// Plane `j` as in [`State::fill`] with `values[j]` (planes beyond `values` untouched).
+    pub(super) fn fill_each(&mut self, values: &[f32]) {
+        let count = self.count;
+        match &mut self.inner {
+            PlanesInner::F32(v) => {
+                for (p, &x) in v.iter_mut().take(count).zip(values) {
+                    State::F32(p).fill(x);
+                }
+            }
+            PlanesInner::Bf16(v) => {
+                for (p, &x) in v.iter_mut().take(count).zip(values) {
+                    State::Bf16(p).fill(x);
+                }
+            }
+            PlanesInner::F16(v) => {
+                for (p, &x) in v.iter_mut().take(count).zip(values) {
+                    State::F16(p).fill(x);
+                }
+            }
+            PlanesInner::Block {
+                kind,
+                codes,
+                scales,
+            } => {
+                for ((c, s), &x) in codes
+                    .iter_mut()
+                    .zip(scales.iter_mut())
+                    .take(count)
+                    .zip(values)
+                {
+                    let mut one = match kind {
+                        BlockKind::Int8 => State::Int8 {
+                            codes: c,
+                            scales: s,
+                        },
+                        BlockKind::Int4 => State::Int4 {
+                            codes: c,
+                            scales: s,
+                        },
+                        BlockKind::Fp8 => State::Fp8 {
+                            codes: c,
+                            scales: s,
+                        },
+                    };
+                    one.fill(x);
+                }
+            }
+        }
+    }
+}
+
 /// The first `S` planes, by format (the form the drivers take).
 pub(super) enum PlanesInnerS<'a, const S: usize> {
     F32([&'a mut [f32]; S]),

@@ -6,7 +6,7 @@
     reason = "each test file uses a different part"
 )]
 
-use fused_optim::{Adadelta, Adagrad, Adam, Adamax, Lion, NAdam, RAdam, RMSprop, Sgd};
+use fused_optim::{Adadelta, Adagrad, Adam, Adamax, Asgd, Lion, NAdam, RAdam, RMSprop, Rprop, Sgd};
 use proptest::prelude::*;
 
 pub fn lr() -> impl Strategy<Value = f64> {
@@ -255,6 +255,60 @@ pub fn sparse_adam() -> impl Strategy<Value = fused_optim::SparseAdam> {
             lr,
             betas: (b1, b2),
             eps,
+            maximize,
+        })
+}
+
+/// etas over torch's open ranges, with values whose f32 rounding reaches the quirks (η− to 1
+/// or 0, η+ to 1) and an infinite η+; step_sizes in any order, with infinite ends.
+pub fn rprop() -> impl Strategy<Value = Rprop> {
+    (
+        lr(),
+        prop_oneof![Just(0.5), Just(0.999_999_99), Just(1e-50), 1e-3..1.0f64],
+        prop_oneof![
+            Just(1.2),
+            Just(1.000_000_01),
+            Just(f64::INFINITY),
+            1.0001..10.0f64
+        ],
+        prop_oneof![
+            Just((1e-6, 50.0)),
+            Just((0.0, f64::INFINITY)),
+            Just((f64::NEG_INFINITY, 1e-3)),
+            Just((5.0, 2.0)),
+            (0.0..1e-2f64, 1e-2..100.0f64)
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(lr, minus, plus, step_sizes, maximize)| Rprop {
+            lr,
+            etas: (minus, plus),
+            step_sizes,
+            maximize,
+        })
+}
+
+/// t0 small enough that averaging starts within the first steps, and torch's default.
+pub fn asgd() -> impl Strategy<Value = Asgd> {
+    (
+        lr(),
+        prop_oneof![Just(0.0), Just(1e-4), Just(1.0), 0.0..10.0f64],
+        prop_oneof![Just(0.0), Just(0.75), Just(1.0), 0.0..3.0f64],
+        prop_oneof![
+            Just(1e6),
+            Just(0.0),
+            Just(f64::NEG_INFINITY),
+            -10.0..10.0f64
+        ],
+        weight_decay(),
+        any::<bool>(),
+    )
+        .prop_map(|(lr, lambd, alpha, t0, weight_decay, maximize)| Asgd {
+            lr,
+            lambd,
+            alpha,
+            t0,
+            weight_decay,
             maximize,
         })
 }

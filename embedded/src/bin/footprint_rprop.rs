@@ -1,0 +1,10 @@
+//! Footprint: Rprop (every option compiled in).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#[cfg(target_os = "none")]
+firmware::entry!(main);
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    firmware::rt::footprint("rprop", Some(fused_optim::Rprop::default()))
+}
+#[cfg(not(target_os = "none"))]
+fn main() {}
