@@ -433,9 +433,13 @@ impl<I: Copy + TryInto<usize>> LaneJob for Rows<'_, '_, I> {
             exp_avg,
             exp_avg_sq,
         } = self;
-        // `dim >= 1` was checked; `max(1)` only keeps `chunks_exact` free of a panic path.
-        let rows = values.chunks_exact(dim.max(1));
-        for (k, (&index, g)) in (0..indices.len()).zip(indices.iter().zip(rows)) {
+        // Gradient rows by `get` rather than a zipped `chunks_exact(dim)`: with a run-time
+        // chunk length, an out-of-line `size_hint` divides by it, a panic path at opt-level "z".
+        for (k, &index) in indices.iter().enumerate() {
+            let first = k.wrapping_mul(dim);
+            let Some(g) = values.get(first..first.wrapping_add(dim)) else {
+                break;
+            };
             if let Some(&ahead) = indices.get(k.wrapping_add(PREFETCH_ROWS))
                 && let Ok(ahead) = ahead.try_into()
             {
