@@ -106,6 +106,13 @@ pub(crate) static INT8_UNSIGNED_MAP: CodeMap<256> = build(&INT8_UNSIGNED);
 /// The values of an 8-bit code table as four byte planes: `self.0[k][c]` is byte `k`
 /// (little-endian) of code `c`'s `f32` bits. A backend with byte permutes (AVX-512 VBMI) looks
 /// codes up in these instead of gathering from the `f32` table; both give the same bits.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(
+        dead_code,
+        reason = "only the x86_64 AVX-512 VBMI path reads the planes"
+    )
+)]
 pub(crate) struct BytePlanes(pub(crate) [[u8; 256]; 4]);
 
 #[allow(
