@@ -336,7 +336,7 @@ x86_lane!(
             if has_vbmi() {
                 // SAFETY: AVX-512F is enabled by the entry point (module docs) and AVX-512BW
                 // and VBMI were detected, with the OS saving the ZMM state.
-                unsafe { dequantize8_vbmi(bytes, codes, scale, out) }
+                unsafe { dequantize8_vbmi(values, bytes, codes, scale, out) }
             } else {
                 crate::format::dequantize8(values, codes, scale, out);
             }
@@ -427,7 +427,13 @@ static TRANSPOSE: [u8; 64] = {
 /// # Safety
 /// The CPU and OS must support AVX-512F, AVX-512BW and AVX-512 VBMI.
 #[target_feature(enable = "avx,avx2,avx512f,avx512bw,avx512vbmi")]
-unsafe fn dequantize8_vbmi(bytes: &BytePlanes, codes: &[u8], scale: f32, out: &mut [f32]) {
+unsafe fn dequantize8_vbmi(
+    values: &[f32; 256],
+    bytes: &BytePlanes,
+    codes: &[u8],
+    scale: f32,
+    out: &mut [f32],
+) {
     // SAFETY: every intrinsic below needs only the features enabled on this function (its
     // caller checked them); the loads read 64 bytes from a 256-byte plane (length checked), the
     // 64-byte table or a 64-byte chunk of codes, and the stores write 16 floats into a 16-float
@@ -473,13 +479,8 @@ unsafe fn dequantize8_vbmi(bytes: &BytePlanes, codes: &[u8], scale: f32, out: &m
                 _mm512_storeu_ps(d.as_mut_ptr(), _mm512_mul_ps(_mm512_castsi512_ps(v), s));
             }
         }
-        // The rest (under 64 values): byte planes reassembled one value at a time.
-        for (o, &c) in oc.into_remainder().iter_mut().zip(cc.remainder()) {
-            let c = usize::from(c);
-            let byte = |p: &[u8; 256]| p.get(c).copied().unwrap_or(0);
-            *o = f32::from_bits(u32::from_le_bytes([byte(p0), byte(p1), byte(p2), byte(p3)]))
-                * scale;
-        }
+        // The rest (under 64 values): the gather loop over the same table.
+        crate::format::dequantize8(values, cc.remainder(), scale, oc.into_remainder());
     }
 }
 
